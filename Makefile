@@ -1,0 +1,33 @@
+# The two commands users need: `make demo` and `make test` (both run `make setup` first).
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.rt_rl-setup-done
+MSGS := $(wildcard rt_rl_ws/src/rt_rl_interfaces/msg/*.msg) rt_rl_ws/src/rt_rl_interfaces/CMakeLists.txt
+
+.PHONY: setup demo test lint bench-graph clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt setup.py $(MSGS) scripts/build_interfaces.sh
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH scripts/build_interfaces.sh
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+	@echo "setup done: $(VENV)"
+
+demo: setup
+	$(VENV)/bin/rt-rl launch config/demo.yaml --duration 20 --summary runs/demo/summary.json
+
+test: setup
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest
+
+bench-graph: setup
+	$(VENV)/bin/rt-rl bench graph --out docs/bench_graph
+
+clean:
+	rm -rf build runs $(VENV) src/*.egg-info
