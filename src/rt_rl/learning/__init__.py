@@ -1,0 +1,1 @@
+"""Training under the live graph's timing: the simulated-time environment, SAC, evaluation."""

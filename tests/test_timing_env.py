@@ -1,0 +1,76 @@
+"""The simulated-time environment reproduces the live graph's timing and observation."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from rt_rl.learning.timing_env import TimingEnv
+
+
+def test_instant_single_worker_is_the_plain_gymnasium_env() -> None:
+    env = TimingEnv("Hopper-v5", inference_ticks=0, num_workers=1)
+    ref = gym.make("Hopper-v5")
+    obs, info = env.reset(seed=3)
+    ref_obs, _ = ref.reset(seed=3)
+    assert np.allclose(obs, ref_obs, atol=1e-6) and info["worker"] == 0
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        a = rng.uniform(-1, 1, 3)
+        obs, r, term, trunc, info = env.step(a)
+        ref_obs, ref_r, ref_term, *_ = ref.step(a)
+        assert np.allclose(obs, ref_obs, atol=1e-5) and r == pytest.approx(ref_r)
+        assert info["ticks"][0]["fresh"] and np.allclose(info["ticks"][0]["command"], a)
+        if term:
+            break
+
+
+def test_delay_workers_fallback_and_history() -> None:
+    """N=2, D=2: s=1, an action given at tick t is applied at t+2; the first 2 ticks hold the zero command."""
+    env = TimingEnv("Hopper-v5", inference_ticks=2, num_workers=2, history_length=2)
+    assert (env.s, env.timing.worker_stride) == (1, 2)
+    obs, info = env.reset(seed=0)
+    assert obs.shape == (11 + 2 * 3,)
+    given, applied = [], []
+    for k in range(6):
+        assert info["worker"] == k % 2 and info["tick"] == k
+        a = np.full(3, 0.1 * (k + 1))
+        given.append(a)
+        obs, _, term, _, info = env.step(a)
+        (rec,) = info["ticks"]
+        applied.append(rec["command"])
+        assert rec["fresh"] == (k >= 2)
+        # the history in the observation is the last 2 executed commands, oldest first
+        assert np.allclose(obs[11:14], applied[-2] if k >= 1 else 0.0) and np.allclose(obs[14:], applied[-1])
+    assert np.allclose(applied[0], 0) and np.allclose(applied[1], 0)
+    for k in range(2, 6):
+        assert np.allclose(applied[k], given[k - 2])
+
+
+def test_slow_single_worker_holds_between_actions() -> None:
+    """N=1, D=3: s=3 ticks per slot; each action lands at start+3 and is held for the slot."""
+    env = TimingEnv("InvertedPendulum-v5", inference_ticks=3, num_workers=1, fallback="hold")
+    env.reset(seed=0)
+    _, _, _, _, info = env.step(np.array([0.5]))
+    assert [r["fresh"] for r in info["ticks"]] == [False, False, False]
+    _, _, _, _, info = env.step(np.array([-0.5]))
+    assert [r["fresh"] for r in info["ticks"]] == [True, False, False]
+    assert all(np.allclose(r["command"], 0.5) for r in info["ticks"])
+    zero = TimingEnv("InvertedPendulum-v5", inference_ticks=3, num_workers=1, fallback="zero")
+    zero.reset(seed=0)
+    zero.step(np.array([0.5]))
+    _, _, _, _, info = zero.step(np.array([0.5]))
+    assert [float(r["command"][0]) for r in info["ticks"]] == [0.5, 0.0, 0.0]
+
+
+def test_control_period_sums_env_rewards_and_timing_fields() -> None:
+    env = TimingEnv("Hopper-v5", frame_skip=5, control_steps=2, inference_ticks=2, num_workers=2)
+    assert env.dt == pytest.approx(0.01)
+    assert env.timing.as_dict() == {
+        "control_period": pytest.approx(0.02), "sensor_period": pytest.approx(0.01), "frame_skip": 5,
+        "inference_ticks": 2, "num_workers": 2, "fallback": "hold",
+    }
+    env.reset(seed=1)
+    _, r, *_ = env.step(np.zeros(3))
+    assert r == pytest.approx(2.0, abs=0.2)  # two env steps of ~1 healthy reward each
