@@ -18,8 +18,8 @@ def test_instant_single_worker_is_the_plain_gymnasium_env() -> None:
     rng = np.random.default_rng(0)
     for _ in range(20):
         a = rng.uniform(-1, 1, 3)
-        obs, r, term, trunc, info = env.step(a)
-        ref_obs, ref_r, ref_term, *_ = ref.step(a)
+        obs, r, term, _trunc, info = env.step(a)
+        ref_obs, ref_r, _ref_term, *_ = ref.step(a)
         assert np.allclose(obs, ref_obs, atol=1e-5) and r == pytest.approx(ref_r)
         assert info["ticks"][0]["fresh"] and np.allclose(info["ticks"][0]["command"], a)
         if term:
@@ -37,7 +37,7 @@ def test_delay_workers_fallback_and_history() -> None:
         assert info["worker"] == k % 2 and info["tick"] == k
         a = np.full(3, 0.1 * (k + 1))
         given.append(a)
-        obs, _, term, _, info = env.step(a)
+        obs, _, _term, _, info = env.step(a)
         (rec,) = info["ticks"]
         applied.append(rec["command"])
         assert rec["fresh"] == (k >= 2)

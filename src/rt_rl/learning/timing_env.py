@@ -171,7 +171,8 @@ class TimingEnv(gym.Env):
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
         assert self._obs is not None, "call reset() first"
         t = self.spec_task
-        command = np.clip(np.asarray(action, dtype=np.float64).reshape(t.action_dim), t.action_low, t.action_high)
+        command = np.asarray(action, dtype=np.float64).reshape(t.action_dim)
+        command = np.clip(command, t.action_low, t.action_high)
         self._pending[self.tick + self.D] = command  # starts are s >= 1 apart: arrivals never collide
         total, terminated, truncated, ticks = 0.0, False, False, []
         for _ in range(self.s):
