@@ -1,0 +1,147 @@
+"""The actuator arbiter's decision, one control tick at a time (no ROS here).
+
+Each tick it actuates the freshest valid action that has not been actuated yet. "Freshest" is the
+newest observation stamp (not the newest arrival: with staggered workers a slow worker can deliver an
+older observation's action after a faster one). Rejected on arrival: wrong size, NaN/inf, an
+observation older than the last actuated one (out of order), or older than `max_action_age`. When no
+fresh action is there the fallback applies (hold the last command, zero, or a default command), and
+when even the held command's observation is older than `max_action_age` the watchdog switches to the
+safe command. Every command leaves clamped to the limits.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+class Fallback(enum.StrEnum):
+    HOLD = "hold"
+    ZERO = "zero"
+    DEFAULT = "default"
+
+
+class TickKind(enum.StrEnum):
+    FRESH = "fresh"  # a new action was actuated
+    FALLBACK = "fallback"  # nothing new: hold / zero / default
+    WATCHDOG = "watchdog"  # the newest action is too old: safe command
+
+
+class Rejection(enum.StrEnum):
+    SIZE = "size"
+    NOT_FINITE = "not_finite"
+    OUT_OF_ORDER = "out_of_order"
+    STALE = "stale"
+
+
+@dataclass(frozen=True)
+class TimedAction:
+    data: np.ndarray
+    observation_stamp: float  # seconds, sensor clock
+    observation_seq: int
+    worker_id: int
+    inference_start: float = math.nan
+    inference_end: float = math.nan
+
+
+@dataclass(frozen=True)
+class TickDecision:
+    kind: TickKind
+    command: np.ndarray
+    action: TimedAction | None  # the actuated action when kind is FRESH
+    action_age: float  # tick time minus the observation stamp behind the command (nan if none)
+
+
+@dataclass
+class ArbiterConfig:
+    action_dim: int
+    fallback: Fallback = Fallback.HOLD
+    default_command: Sequence[float] = ()
+    safe_command: Sequence[float] = ()
+    lower: Sequence[float] = ()
+    upper: Sequence[float] = ()
+    max_action_age: float = 0.25
+
+    def __post_init__(self) -> None:
+        n = self.action_dim
+        if n < 1:
+            raise ValueError(f"action_dim must be >= 1, got {n}")
+        self.fallback = Fallback(self.fallback)
+        for name in ("default_command", "safe_command", "lower", "upper"):
+            value = list(getattr(self, name))
+            if value and len(value) != n:
+                raise ValueError(f"{name} must have {n} entries (action_dim) or be empty, got {len(value)}")
+            if any(not math.isfinite(v) for v in value) and name in ("default_command", "safe_command"):
+                raise ValueError(f"{name} must be finite")
+        if self.lower and self.upper and any(lo > hi for lo, hi in zip(self.lower, self.upper, strict=True)):
+            raise ValueError("lower limits must be <= upper limits")
+        if self.max_action_age <= 0:
+            raise ValueError(f"max_action_age must be > 0 s, got {self.max_action_age}")
+
+
+@dataclass
+class ArbiterCore:
+    config: ArbiterConfig
+    rejected: dict[Rejection, int] = field(default_factory=lambda: dict.fromkeys(Rejection, 0))
+
+    def __post_init__(self) -> None:
+        n = self.config.action_dim
+        self._lower = np.array(self.config.lower or [-np.inf] * n, dtype=np.float64)
+        self._upper = np.array(self.config.upper or [np.inf] * n, dtype=np.float64)
+        self._zero = np.zeros(n)
+        self._default = np.array(self.config.default_command or self._zero, dtype=np.float64)
+        self._safe = np.clip(np.array(self.config.safe_command or self._zero, dtype=np.float64), self._lower,
+                             self._upper)
+        self._pending: TimedAction | None = None  # freshest valid action not yet actuated
+        self._last_seq = -1  # observation seq of the last actuated action
+        self._last_stamp = -math.inf  # observation stamp behind the current command
+        self._command = self._safe.copy()
+
+    @property
+    def last_command(self) -> np.ndarray:
+        return self._command
+
+    def offer(self, action: TimedAction, now: float) -> Rejection | None:
+        """An action arrived. Returns why it was rejected, or None if it was kept (or superseded)."""
+        reason = self._check(action, now)
+        if reason is not None:
+            self.rejected[reason] += 1
+            return reason
+        if self._pending is None or action.observation_stamp > self._pending.observation_stamp:
+            self._pending = action
+        return None
+
+    def _check(self, action: TimedAction, now: float) -> Rejection | None:
+        data = np.asarray(action.data, dtype=np.float64)
+        if data.shape != (self.config.action_dim,):
+            return Rejection.SIZE
+        if not np.all(np.isfinite(data)):
+            return Rejection.NOT_FINITE
+        if action.observation_seq <= self._last_seq or action.observation_stamp < self._last_stamp:
+            return Rejection.OUT_OF_ORDER
+        if now - action.observation_stamp > self.config.max_action_age:
+            return Rejection.STALE
+        return None
+
+    def tick(self, now: float) -> TickDecision:
+        """Decide the command for the tick at time `now` (seconds, same clock as the stamps)."""
+        action, self._pending = self._pending, None
+        if action is not None and now - action.observation_stamp <= self.config.max_action_age:
+            self._command = np.clip(np.asarray(action.data, dtype=np.float64), self._lower, self._upper)
+            self._last_seq, self._last_stamp = action.observation_seq, action.observation_stamp
+            return TickDecision(TickKind.FRESH, self._command, action, now - action.observation_stamp)
+        if action is not None:  # went stale while waiting for this tick
+            self.rejected[Rejection.STALE] += 1
+        age = now - self._last_stamp
+        if age > self.config.max_action_age:
+            self._command = self._safe.copy()
+            return TickDecision(TickKind.WATCHDOG, self._command, None, age)
+        if self.config.fallback is Fallback.ZERO:
+            self._command = np.clip(self._zero, self._lower, self._upper)
+        elif self.config.fallback is Fallback.DEFAULT:
+            self._command = np.clip(self._default, self._lower, self._upper)
+        return TickDecision(TickKind.FALLBACK, self._command, None, age)

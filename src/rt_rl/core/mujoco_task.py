@@ -1,0 +1,57 @@
+"""The MuJoCo side of a task, shared by the live `mujoco_sim` node and the training environment.
+
+Both create the Gymnasium env the same way (same frame_skip, same episode length), so the physics a
+policy was trained on is the physics the live graph runs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+
+from rt_rl.tasks import TaskSpec
+
+
+def physics_timestep(task: TaskSpec) -> float:
+    env = gym.make(task.gym_id)
+    try:
+        return float(env.unwrapped.model.opt.timestep)
+    finally:
+        env.close()
+
+
+def frame_skip_for_rate(task: TaskSpec, sensor_rate_hz: float, timestep: float | None = None) -> int:
+    """Physics steps per sensor sample; the rate must divide the physics rate (1/timestep)."""
+    dt = physics_timestep(task) if timestep is None else timestep
+    ratio = 1.0 / (sensor_rate_hz * dt)
+    frame_skip = round(ratio)
+    if frame_skip < 1 or not math.isclose(ratio, frame_skip, rel_tol=1e-6):
+        allowed = ", ".join(f"{1.0 / (k * dt):g}" for k in range(1, 6))
+        raise ValueError(
+            f"sensor_rate_hz {sensor_rate_hz:g} does not divide the {task.gym_id} physics rate "
+            f"{1.0 / dt:g} Hz (allowed: {allowed}, ...)"
+        )
+    return frame_skip
+
+
+def make_env(task: TaskSpec, frame_skip: int, episode_seconds: float, seed: int | None = None) -> gym.Env:
+    """The task's Gymnasium env with `frame_skip` physics steps per env step and a time limit in seconds."""
+    probe = gym.make(task.gym_id)
+    dt = float(probe.unwrapped.model.opt.timestep) * frame_skip
+    probe.close()
+    steps = max(1, round(episode_seconds / dt))
+    env = gym.make(task.gym_id, frame_skip=frame_skip, max_episode_steps=steps)
+    env.reset(seed=seed)
+    return env
+
+
+def joint_state(env: gym.Env, task: TaskSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Positions and velocities of `task.joint_names`, as a joint_state_broadcaster would report them."""
+    model, data = env.unwrapped.model, env.unwrapped.data
+    ids = [mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, name) for name in task.joint_names]
+    pos = np.array([data.qpos[model.jnt_qposadr[j]] for j in ids])
+    vel = np.array([data.qvel[model.jnt_dofadr[j]] for j in ids])
+    return pos, vel

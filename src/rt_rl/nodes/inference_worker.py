@@ -1,0 +1,187 @@
+"""inference_worker: one copy of the policy, started on its slots of the arbiter's shared schedule.
+
+At each of its slots it takes the newest observation, runs one policy step, waits out
+`synthetic_latency` (a known extra compute time that emulates a larger model, as the paper emulates
+model size by a delay of K frames; it sleeps, so it costs no CPU, like a model on its own accelerator),
+and publishes an Action carrying the observation's stamp/seq, its id, the inference start/end and the
+policy version. Before the first schedule arrives it runs back to back so the arbiter can measure T.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+
+from rt_rl.core.schedule import Schedule
+from rt_rl.nodes.common import (
+    FRESHEST_QOS,
+    LATCHED_QOS,
+    ConfigError,
+    Param,
+    RtNode,
+    declare,
+    diagnostic,
+    from_time_msg,
+    run,
+    to_time_msg,
+)
+from rt_rl.policy.runtime import load_policy
+from rt_rl.tasks import TASKS, get_task
+from rt_rl_interfaces.msg import Action, Observation
+from rt_rl_interfaces.msg import Schedule as ScheduleMsg
+
+PARAMS = (
+    Param("worker_id", 0, "this worker's index, 0..num_workers-1", 0, 1023),
+    Param("num_workers", 1, "number of staggered workers in the graph", 1, 1024),
+    Param("task", "Hopper-v5", "task (checks the policy's dimensions)", choices=tuple(TASKS)),
+    Param("policy_checkpoint", "random", "'random' (untrained MLP) or a checkpoint file"),
+    Param("action_history", 0, "history length the random policy's input includes", 0, 64),
+    Param("seed", 0, "seed of the random policy (same in every worker: one policy)", 0, 2**31 - 1),
+    Param("synthetic_latency", 0.0, "seconds added to every inference to emulate a larger model", 0.0, 10.0),
+    Param("torch_threads", 1, "torch intra-op threads (1: workers share the cores)", 1, 64),
+    Param("observation_topic", "/rt_rl/observation", "rt_rl_interfaces/Observation input"),
+    Param("action_topic", "/rt_rl/action", "rt_rl_interfaces/Action output"),
+    Param("schedule_topic", "/rt_rl/schedule", "rt_rl_interfaces/Schedule input (latched)"),
+    Param("statistics_rate_hz", 1.0, "rate of diagnostics on /diagnostics", 0.1, 100.0),
+)
+
+# A worker that wakes up to this fraction of a slot spacing late still takes the slot (starting at
+# once) instead of skipping a whole cycle: one late completion costs less than a missing one.
+LATE_START_FRACTION = 0.5
+
+
+class InferenceWorker(RtNode):
+    def __init__(self) -> None:
+        super().__init__("inference_worker")
+        p = declare(self, PARAMS)
+        if p["worker_id"] >= p["num_workers"]:
+            raise ConfigError(f"parameter 'worker_id' {p['worker_id']} must be < num_workers {p['num_workers']}")
+        import torch  # here, not at module level: a config error should not wait for torch to load
+
+        torch.set_num_threads(p["torch_threads"])
+        try:
+            task = get_task(p["task"])
+            self.policy = load_policy(p["policy_checkpoint"], task, p["seed"], p["action_history"])
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        self.worker_id = p["worker_id"]
+        self.latency = p["synthetic_latency"]
+        self._obs: Observation | None = None
+        self._schedule: Schedule | None = None
+        self._wake = threading.Event()  # set on a new schedule or observation
+        self._episode = -1
+        self.inferences = 0
+        self.compute_times: list[float] = []
+        self.compute_ms = self._warm_up(task.obs_dim)
+
+        self.pub = self.create_publisher(Action, p["action_topic"], 10)
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_subscription(Observation, p["observation_topic"], self._on_observation, FRESHEST_QOS)
+        self.create_subscription(ScheduleMsg, p["schedule_topic"], self._on_schedule, LATCHED_QOS)
+        self.create_timer(1.0 / p["statistics_rate_hz"], self._publish_diagnostics)
+        self._thread = threading.Thread(target=self._loop, name="inference", daemon=True)
+        self._thread.start()
+
+    def _warm_up(self, obs_dim: int, steps: int = 20) -> float:
+        """First torch calls are slow (allocations, kernels): pay that before joining the schedule."""
+        dummy = np.zeros(self.policy.info.input_dim, dtype=np.float32)
+        t = []
+        for _ in range(steps):
+            t0 = time.perf_counter()
+            self.policy.act(dummy)
+            t.append(time.perf_counter() - t0)
+        self.policy.reset()
+        return float(np.median(t)) * 1e3
+
+    def _on_observation(self, msg: Observation) -> None:
+        self._obs = msg
+        self._wake.set()
+
+    def _on_schedule(self, msg: ScheduleMsg) -> None:
+        self._schedule = Schedule(
+            msg.revision, msg.num_workers, msg.control_period, msg.inference_time, msg.spacing, msg.lead,
+            from_time_msg(msg.epoch),
+        )
+        if msg.num_workers <= self.worker_id:
+            self.get_logger().error(f"schedule has {msg.num_workers} workers; this is worker {self.worker_id}")
+        self._wake.set()
+
+    def _wait_for_slot(self) -> bool:
+        """Sleep until this worker's next slot on the current schedule; False if it changed meanwhile."""
+        sched = self._schedule
+        if sched is None or sched.num_workers <= self.worker_id:
+            return self._obs is not None  # no schedule yet: free-run so the arbiter can measure T
+        slack = LATE_START_FRACTION * sched.spacing
+        start, _ = sched.next_start(self.worker_id, time.time() - slack)
+        while not self.stop_event.is_set():
+            remaining = start - time.time()
+            if remaining <= 0:
+                return True
+            self._wake.clear()
+            if self._wake.wait(min(remaining, 0.05)) and self._schedule is not sched:
+                return False
+        return False
+
+    def _loop(self) -> None:
+        while not self.stop_event.is_set():
+            if self._obs is None:
+                self._wake.wait(0.05)
+                self._wake.clear()
+                continue
+            if self._wait_for_slot():
+                self._infer_once()
+
+    def _infer_once(self) -> None:
+        obs = self._obs
+        if obs is None:
+            return
+        start = time.time()
+        if obs.episode != self._episode:  # the pipeline's activations belong to the old episode
+            self.policy.reset()
+            self._episode = obs.episode
+        action = self.policy.act(np.asarray(obs.data, dtype=np.float32))
+        self.compute_times.append(time.time() - start)
+        if self.latency > 0:
+            time.sleep(max(0.0, start + self.latency + self.compute_times[-1] - time.time()))
+        end = time.time()
+        msg = Action(
+            observation_stamp=obs.header.stamp,
+            observation_seq=obs.seq,
+            episode=obs.episode,
+            worker_id=self.worker_id,
+            inference_start=to_time_msg(start),
+            inference_end=to_time_msg(end),
+            policy_version=self.policy.version,
+            data=action.tolist(),
+        )
+        msg.header.stamp = to_time_msg(end)
+        self.pub.publish(msg)
+        self.inferences += 1
+        del self.compute_times[:-1000]
+
+    def _publish_diagnostics(self) -> None:
+        sched = self._schedule
+        values = {
+            "worker_id": self.worker_id,
+            "inferences": self.inferences,
+            "policy_version": self.policy.version,
+            "warmup_compute_ms": round(self.compute_ms, 3),
+            "compute_ms_p50": round(float(np.median(self.compute_times)) * 1e3, 3) if self.compute_times else None,
+            "synthetic_latency_ms": self.latency * 1e3,
+            "schedule_revision": sched.revision if sched else 0,
+        }
+        self.diag_pub.publish(diagnostic(self, DiagnosticStatus.OK, "running", values))
+
+    def on_shutdown(self) -> None:
+        self._thread.join(timeout=1.0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run("inference_worker", InferenceWorker, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
