@@ -31,7 +31,9 @@ _PLANAR_ROOT = ("rootx", "rootz", "rooty")
 TASKS: dict[str, TaskSpec] = {
     spec.gym_id: spec
     for spec in (
-        TaskSpec("Hopper-v5", (*_PLANAR_ROOT, "thigh_joint", "leg_joint", "foot_joint"), 1, 10.0, 3, -1.0, 1.0),
+        TaskSpec(
+            "Hopper-v5", (*_PLANAR_ROOT, "thigh_joint", "leg_joint", "foot_joint"), 1, 10.0, 3, -1.0, 1.0
+        ),
         TaskSpec(
             "HalfCheetah-v5",
             (*_PLANAR_ROOT, "bthigh", "bshin", "bfoot", "fthigh", "fshin", "ffoot"),

@@ -94,8 +94,9 @@ class ArbiterCore:
         self._upper = np.array(self.config.upper or [np.inf] * n, dtype=np.float64)
         self._zero = np.zeros(n)
         self._default = np.array(self.config.default_command or self._zero, dtype=np.float64)
-        self._safe = np.clip(np.array(self.config.safe_command or self._zero, dtype=np.float64), self._lower,
-                             self._upper)
+        self._safe = np.clip(
+            np.array(self.config.safe_command or self._zero, dtype=np.float64), self._lower, self._upper
+        )
         self._pending: TimedAction | None = None  # freshest valid action not yet actuated
         self._last_seq = -1  # observation seq of the last actuated action
         self._last_stamp = -math.inf  # observation stamp behind the current command

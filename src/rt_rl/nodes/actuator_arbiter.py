@@ -20,6 +20,8 @@ from collections import defaultdict
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rt_rl_interfaces.msg import Action
+from rt_rl_interfaces.msg import Schedule as ScheduleMsg
 from std_msgs.msg import Float64MultiArray
 
 from rt_rl.core.arbiter import ArbiterConfig, ArbiterCore, TickKind, TimedAction
@@ -28,8 +30,8 @@ from rt_rl.core.stats import percentiles_ms
 from rt_rl.nodes.common import (
     FRESHEST_QOS,
     LATCHED_QOS,
-    ConfigError,
     REALTIME_PRIORITY,
+    ConfigError,
     Param,
     RtNode,
     declare,
@@ -40,20 +42,28 @@ from rt_rl.nodes.common import (
     to_time_msg,
 )
 from rt_rl.tasks import TASKS, get_task
-from rt_rl_interfaces.msg import Action
-from rt_rl_interfaces.msg import Schedule as ScheduleMsg
 
 PARAMS = (
     Param("task", "Hopper-v5", "task: default action size and limits", choices=tuple(TASKS)),
     Param("control_rate_hz", 100.0, "fixed control rate", 0.1, 10000.0),
     Param("num_workers", 1, "number of staggered inference workers", 1, 1024),
-    Param("fallback", "hold", "command when no fresh action: hold last, zero, or default_command",
-          choices=("hold", "zero", "default")),
+    Param(
+        "fallback",
+        "hold",
+        "command when no fresh action: hold last, zero, or default_command",
+        choices=("hold", "zero", "default"),
+    ),
     Param("default_command", [0.0], "command for fallback 'default' (one per actuator, or one for all)"),
     Param("safe_command", [0.0], "command when the newest action is older than max_action_age"),
-    Param("command_lower", [math.nan], "lower command limits (one per actuator, or one); [.nan] = the task's"),
-    Param("command_upper", [math.nan], "upper command limits (one per actuator, or one); [.nan] = the task's"),
-    Param("max_action_age", 0.25, "seconds; older actions are rejected and the watchdog goes safe", 0.001, 60.0),
+    Param(
+        "command_lower", [math.nan], "lower command limits (one per actuator, or one); [.nan] = the task's"
+    ),
+    Param(
+        "command_upper", [math.nan], "upper command limits (one per actuator, or one); [.nan] = the task's"
+    ),
+    Param(
+        "max_action_age", 0.25, "seconds; older actions are rejected and the watchdog goes safe", 0.001, 60.0
+    ),
     Param("schedule_margin", 0.001, "seconds a completion is planned before its tick (transport)", 0.0, 1.0),
     Param("warmup_samples", 10, "inference times measured before the first schedule", 1, 10000),
     Param("retune_tolerance", 0.15, "relative change of T that re-lays the grid", 0.01, 10.0),
@@ -126,6 +136,7 @@ class ActuatorArbiter(RtNode):
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_subscription(Action, p["action_topic"], self._on_action, 10 * self.num_workers)
         self.create_timer(1.0 / p["statistics_rate_hz"], self._publish_diagnostics)
+        self.create_timer(0.5, self._maybe_schedule)
         sys.setswitchinterval(0.0005)  # the tick thread must not wait 5 ms for the GIL
         self._thread = threading.Thread(target=self._control_loop, name="control", daemon=True)
         self._thread.start()
@@ -152,7 +163,6 @@ class ActuatorArbiter(RtNode):
         set_realtime_priority(self, self.priority)
         start = time.monotonic()
         n = 0
-        next_retune_check = start + 1.0
         while not self.stop_event.is_set():
             n += 1
             due = start + n * self.period
@@ -169,9 +179,6 @@ class ActuatorArbiter(RtNode):
             mono = time.monotonic()
             with self._lock:
                 self._record(decision.kind, decision.action_age, mono, wall)
-            if mono >= next_retune_check:
-                next_retune_check = mono + 1.0
-                self._maybe_schedule(wall)
 
     def _record(self, kind: TickKind, age: float, mono: float, wall: float) -> None:
         self.ticks_total += 1
@@ -185,26 +192,37 @@ class ActuatorArbiter(RtNode):
         if kind is TickKind.FRESH:
             self.ages.append(age)
 
-    def _maybe_schedule(self, wall_tick: float) -> None:
+    def _maybe_schedule(self) -> None:
+        """Timer (executor thread, off the control path): lay or re-lay the grid from measured T."""
         with self._lock:
-            if len(self.estimator) < self.warmup_samples:
+            if len(self.estimator) < self.warmup_samples or not self._last_wall_tick:
                 return
             estimate = self.estimator.estimate()
             current = self.schedule
+            wall_tick = self._last_wall_tick
         if current is not None and not needs_retune(current, estimate, self.retune_tolerance):
             return
         # The new grid starts after every inference of the old one has finished.
         lead = current.lead if current else estimate
         schedule = make_schedule(
-            self.num_workers, self.period, estimate, tick_phase=wall_tick, not_before=time.time() + lead,
-            margin=self.margin, revision=(current.revision + 1) if current else 1,
+            self.num_workers,
+            self.period,
+            estimate,
+            tick_phase=wall_tick,
+            not_before=time.time() + lead,
+            margin=self.margin,
+            revision=(current.revision + 1) if current else 1,
         )
         with self._lock:
             self.schedule = schedule
         msg = ScheduleMsg(
-            revision=schedule.revision, num_workers=schedule.num_workers,
-            control_period=schedule.control_period, inference_time=schedule.inference_time,
-            spacing=schedule.spacing, lead=schedule.lead, epoch=to_time_msg(schedule.epoch),
+            revision=schedule.revision,
+            num_workers=schedule.num_workers,
+            control_period=schedule.control_period,
+            inference_time=schedule.inference_time,
+            spacing=schedule.spacing,
+            lead=schedule.lead,
+            epoch=to_time_msg(schedule.epoch),
         )
         msg.header.stamp = to_time_msg(time.time())
         self.sched_pub.publish(msg)
@@ -240,14 +258,21 @@ class ActuatorArbiter(RtNode):
                 "rejected_by_reason": {k.value: v for k, v in self.core.rejected.items()},
                 "action_age_ms": percentiles_ms(self.ages, ("p50", "p99", "max")),
                 "workers": [
-                    {"id": w, "actions": self.worker_actions[w],
-                     "inference_ms": percentiles_ms(self.worker_inference[w], ("p50", "p99"))}
+                    {
+                        "id": w,
+                        "actions": self.worker_actions[w],
+                        "inference_ms": percentiles_ms(self.worker_inference[w], ("p50", "p99")),
+                    }
                     for w in sorted(set(self.worker_actions) | set(range(self.num_workers)))
                 ],
-                "schedule": None if sched is None else {
-                    "revision": sched.revision, "num_workers": sched.num_workers,
+                "schedule": None
+                if sched is None
+                else {
+                    "revision": sched.revision,
+                    "num_workers": sched.num_workers,
                     "inference_time_ms": round(sched.inference_time * 1e3, 3),
-                    "spacing_ms": round(sched.spacing * 1e3, 3), "lead_ms": round(sched.lead * 1e3, 3),
+                    "spacing_ms": round(sched.spacing * 1e3, 3),
+                    "lead_ms": round(sched.lead * 1e3, 3),
                 },
             }
 

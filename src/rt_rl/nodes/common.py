@@ -7,6 +7,7 @@ parameter and what is allowed, and exit code 2 (the launcher relays the line).
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -18,11 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import rclpy
-import rclpy.executors
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.exceptions import InvalidParameterValueException, ParameterException
+from rclpy.experimental import EventsExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
@@ -81,7 +82,9 @@ def declare(node: Node, params: Sequence[Param]) -> dict[str, Any]:
         try:
             value = node.declare_parameter(p.name, p.default, p.descriptor()).value
         except InvalidParameterValueException as err:
-            raise ConfigError(f"parameter '{p.name}': {_first_line(err)} ({p.descriptor().additional_constraints})")
+            raise ConfigError(
+                f"parameter '{p.name}': {_first_line(err)} ({p.descriptor().additional_constraints})"
+            ) from None
         except ParameterException as err:  # wrong type and friends
             raise ConfigError(f"parameter '{p.name}': {_first_line(err)}") from None
         if p.choices and value not in p.choices:
@@ -99,7 +102,7 @@ def _first_line(err: Exception) -> str:
 
 def to_time_msg(seconds: float) -> Time:
     sec = int(seconds // 1)
-    return Time(sec=sec, nanosec=int(round((seconds - sec) * 1e9)) % 1_000_000_000)
+    return Time(sec=sec, nanosec=round((seconds - sec) * 1e9) % 1_000_000_000)
 
 
 def from_time_msg(t: Time) -> float:
@@ -133,7 +136,9 @@ def set_realtime_priority(node: Node, priority: int) -> None:
     try:
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
     except (PermissionError, OSError) as err:
-        node.get_logger().warning(f"realtime priority {priority} not granted ({err}); running at normal priority")
+        node.get_logger().warning(
+            f"realtime priority {priority} not granted ({err}); running at normal priority"
+        )
 
 
 REALTIME_PRIORITY = Param(
@@ -154,7 +159,9 @@ class RtNode(Node):
 
 def run(name: str, node_factory: Callable[[], RtNode], argv: Sequence[str] | None = None) -> int:
     """Start a node, spin until SIGINT/SIGTERM, then stop threads and publish final reports."""
-    rclpy.init(args=list(argv) if argv is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO)
+    rclpy.init(
+        args=list(argv) if argv is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO
+    )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -162,7 +169,8 @@ def run(name: str, node_factory: Callable[[], RtNode], argv: Sequence[str] | Non
     code = 0
     try:
         node = node_factory()
-        executor = rclpy.executors.SingleThreadedExecutor()
+        gc.freeze()  # start-up objects leave the collector's view: shorter pauses in timing threads
+        executor = EventsExecutor()  # about 3x less CPU per callback than the classic executors
         executor.add_node(node)
         while not stop.is_set() and not node.stop_event.is_set():
             executor.spin_once(timeout_sec=0.1)

@@ -14,6 +14,8 @@ import time
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rt_rl_interfaces.msg import Action, Observation
+from rt_rl_interfaces.msg import Schedule as ScheduleMsg
 
 from rt_rl.core.schedule import Schedule
 from rt_rl.nodes.common import (
@@ -30,8 +32,6 @@ from rt_rl.nodes.common import (
 )
 from rt_rl.policy.runtime import load_policy
 from rt_rl.tasks import TASKS, get_task
-from rt_rl_interfaces.msg import Action, Observation
-from rt_rl_interfaces.msg import Schedule as ScheduleMsg
 
 PARAMS = (
     Param("worker_id", 0, "this worker's index, 0..num_workers-1", 0, 1023),
@@ -58,7 +58,9 @@ class InferenceWorker(RtNode):
         super().__init__("inference_worker")
         p = declare(self, PARAMS)
         if p["worker_id"] >= p["num_workers"]:
-            raise ConfigError(f"parameter 'worker_id' {p['worker_id']} must be < num_workers {p['num_workers']}")
+            raise ConfigError(
+                f"parameter 'worker_id' {p['worker_id']} must be < num_workers {p['num_workers']}"
+            )
         import torch  # here, not at module level: a config error should not wait for torch to load
 
         torch.set_num_threads(p["torch_threads"])
@@ -71,7 +73,8 @@ class InferenceWorker(RtNode):
         self.latency = p["synthetic_latency"]
         self._obs: Observation | None = None
         self._schedule: Schedule | None = None
-        self._wake = threading.Event()  # set on a new schedule or observation
+        self._wake = threading.Event()  # set on a new schedule
+        self._have_obs = threading.Event()
         self._episode = -1
         self.inferences = 0
         self.compute_times: list[float] = []
@@ -97,16 +100,23 @@ class InferenceWorker(RtNode):
         return float(np.median(t)) * 1e3
 
     def _on_observation(self, msg: Observation) -> None:
-        self._obs = msg
-        self._wake.set()
+        self._obs = msg  # a reference swap: the inference thread reads the newest one at its slot
+        self._have_obs.set()
 
     def _on_schedule(self, msg: ScheduleMsg) -> None:
         self._schedule = Schedule(
-            msg.revision, msg.num_workers, msg.control_period, msg.inference_time, msg.spacing, msg.lead,
+            msg.revision,
+            msg.num_workers,
+            msg.control_period,
+            msg.inference_time,
+            msg.spacing,
+            msg.lead,
             from_time_msg(msg.epoch),
         )
         if msg.num_workers <= self.worker_id:
-            self.get_logger().error(f"schedule has {msg.num_workers} workers; this is worker {self.worker_id}")
+            self.get_logger().error(
+                f"schedule has {msg.num_workers} workers; this is worker {self.worker_id}"
+            )
         self._wake.set()
 
     def _wait_for_slot(self) -> bool:
@@ -121,15 +131,14 @@ class InferenceWorker(RtNode):
             if remaining <= 0:
                 return True
             self._wake.clear()
-            if self._wake.wait(min(remaining, 0.05)) and self._schedule is not sched:
+            if self._schedule is not sched:
                 return False
+            self._wake.wait(min(remaining, 0.05))
         return False
 
     def _loop(self) -> None:
         while not self.stop_event.is_set():
-            if self._obs is None:
-                self._wake.wait(0.05)
-                self._wake.clear()
+            if not self._have_obs.wait(0.05):
                 continue
             if self._wait_for_slot():
                 self._infer_once()
@@ -169,7 +178,9 @@ class InferenceWorker(RtNode):
             "inferences": self.inferences,
             "policy_version": self.policy.version,
             "warmup_compute_ms": round(self.compute_ms, 3),
-            "compute_ms_p50": round(float(np.median(self.compute_times)) * 1e3, 3) if self.compute_times else None,
+            "compute_ms_p50": round(float(np.median(self.compute_times)) * 1e3, 3)
+            if self.compute_times
+            else None,
             "synthetic_latency_ms": self.latency * 1e3,
             "schedule_revision": sched.revision if sched else 0,
         }

@@ -14,14 +14,15 @@ import time
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rt_rl_interfaces.msg import Reward
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
 from rt_rl.core.mujoco_task import frame_skip_for_rate, joint_state, make_env
 from rt_rl.nodes.common import (
     FRESHEST_QOS,
-    ConfigError,
     REALTIME_PRIORITY,
+    ConfigError,
     Param,
     RtNode,
     declare,
@@ -31,7 +32,6 @@ from rt_rl.nodes.common import (
     to_time_msg,
 )
 from rt_rl.tasks import TASKS, get_task
-from rt_rl_interfaces.msg import Reward
 
 PARAMS = (
     Param("task", "Hopper-v5", "Gymnasium MuJoCo task id", choices=tuple(TASKS)),

@@ -10,6 +10,7 @@ environment uses.
 from __future__ import annotations
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rt_rl_interfaces.msg import Observation, Reward
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
@@ -26,16 +27,19 @@ from rt_rl.nodes.common import (
 )
 from rt_rl.policy.runtime import read_policy_info
 from rt_rl.tasks import TASKS, get_task
-from rt_rl_interfaces.msg import Observation, Reward
 
 PARAMS = (
     Param("task", "Hopper-v5", "task whose observation layout the policy expects", choices=tuple(TASKS)),
     Param("joint_names", [""], "joints in observation order; [''] = the task's MuJoCo joint names"),
-    Param("policy_checkpoint", "random", "'random' or a checkpoint file: normalisation and history come from it"),
+    Param(
+        "policy_checkpoint", "random", "'random' or a checkpoint file: normalisation and history come from it"
+    ),
     Param("action_history", 0, "executed commands appended when policy_checkpoint is 'random'", 0, 64),
     Param("joint_states_topic", "/joint_states", "sensor_msgs/JointState input"),
     Param("command_topic", "/rt_rl/command", "executed commands (for the history)"),
-    Param("reward_topic", "/rt_rl/reward", "episode boundaries (rt_rl_interfaces/Reward); optional on a robot"),
+    Param(
+        "reward_topic", "/rt_rl/reward", "episode boundaries (rt_rl_interfaces/Reward); optional on a robot"
+    ),
     Param("observation_topic", "/rt_rl/observation", "rt_rl_interfaces/Observation output"),
     Param("statistics_rate_hz", 1.0, "rate of diagnostics on /diagnostics", 0.1, 100.0),
 )
@@ -57,7 +61,9 @@ class SensorIngest(RtNode):
         names = [n for n in p["joint_names"] if n]
         self.joint_names = names or list(task.joint_names)
         if len(self.joint_names) != len(task.joint_names):
-            raise ConfigError(f"parameter 'joint_names' needs {len(task.joint_names)} names for {task.gym_id}")
+            raise ConfigError(
+                f"parameter 'joint_names' needs {len(task.joint_names)} names for {task.gym_id}"
+            )
         self.seq = 0
         self.episode = 0
         self.bad_joint_states = 0
@@ -90,8 +96,12 @@ class SensorIngest(RtNode):
             self.builder.reset()
 
     def _publish_diagnostics(self) -> None:
-        values = {"observations": self.seq, "episode": self.episode, "bad_joint_states": self.bad_joint_states,
-                  "observation_size": self.builder.size}
+        values = {
+            "observations": self.seq,
+            "episode": self.episode,
+            "bad_joint_states": self.bad_joint_states,
+            "observation_size": self.builder.size,
+        }
         self.diag_pub.publish(diagnostic(self, DiagnosticStatus.OK, "running", values))
 
 

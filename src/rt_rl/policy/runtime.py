@@ -90,7 +90,9 @@ def _load_blob(path: str | Path) -> tuple[PolicyInfo, dict]:
     try:
         blob = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many kinds; the user needs the file name and the reason
-        raise ValueError(f"policy checkpoint '{path}' could not be read: {str(err).splitlines()[0]}") from None
+        raise ValueError(
+            f"policy checkpoint '{path}' could not be read: {str(err).splitlines()[0]}"
+        ) from None
     if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"policy checkpoint '{path}' is not an rt_rl checkpoint ({CHECKPOINT_FORMAT})")
     info = PolicyInfo(**blob["info"])
@@ -104,7 +106,11 @@ def load_policy(source: str, task: TaskSpec, seed: int = 0, history_length: int 
     if source == "random":
         torch.manual_seed(seed)
         info = PolicyInfo(
-            "mlp", task.gym_id, task.obs_dim, task.action_dim, history_length=history_length,
+            "mlp",
+            task.gym_id,
+            task.obs_dim,
+            task.action_dim,
+            history_length=history_length,
             version=f"random-mlp-seed{seed}",
         )
         net = build_network("mlp", info.input_dim, info.act_dim, info.hidden, info.depth)

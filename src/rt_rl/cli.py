@@ -1,0 +1,85 @@
+"""`rt-rl`: one command for the project's jobs.
+
+rt-rl launch [PARAMS.yaml] [--duration S] [--summary FILE.json] [--workers N] [--synthetic-latency S]
+rt-rl bench graph|pipeline|delay ...
+rt-rl train ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+DEFAULT_PARAMS = "config/demo.yaml"
+
+
+def _default_params() -> str:
+    """config/demo.yaml from the checkout, or the installed share/rt_rl/config copy."""
+    if Path(DEFAULT_PARAMS).is_file():
+        return DEFAULT_PARAMS
+    share = Path(sys.prefix) / "share" / "rt_rl" / DEFAULT_PARAMS
+    return str(share) if share.is_file() else DEFAULT_PARAMS
+
+
+def _launch(argv: list[str]) -> int:
+    from rt_rl.launcher import Launcher, LaunchOptions
+
+    ap = argparse.ArgumentParser(
+        prog="rt-rl launch", description="Start, supervise and measure the rt_rl graph."
+    )
+    ap.add_argument("params", nargs="?", default=None, help=f"ROS 2 params file (default {DEFAULT_PARAMS})")
+    ap.add_argument(
+        "--duration", type=float, help="seconds to measure after warm-up, then stop (default: Ctrl-C)"
+    )
+    ap.add_argument("--summary", help="write the summary JSON here (default RUN_DIR/summary.json)")
+    ap.add_argument("--workers", type=int, help="number of inference workers (overrides num_workers)")
+    ap.add_argument(
+        "--synthetic-latency", type=float, help="seconds added to every inference (emulated model)"
+    )
+    ap.add_argument(
+        "--run-dir", help="where logs, the expanded params and the summary go (default runs/<time>)"
+    )
+    ap.add_argument("--startup-timeout", type=float, default=90.0, help="seconds each start stage may take")
+    ap.add_argument("--echo-logs", action="store_true", help="print the nodes' output, prefixed by node name")
+    a = ap.parse_args(argv)
+    return Launcher(
+        LaunchOptions(
+            params_file=a.params or _default_params(),
+            duration=a.duration,
+            summary_path=a.summary,
+            workers=a.workers,
+            synthetic_latency=a.synthetic_latency,
+            run_dir=a.run_dir,
+            startup_timeout=a.startup_timeout,
+            echo_logs=a.echo_logs,
+        )
+    ).run()
+
+
+# Sub-commands implemented in their own modules, each exposing main(argv) -> int.
+MODULES = {
+    ("bench", "graph"): "rt_rl.bench.graph",
+    ("bench", "pipeline"): "rt_rl.bench.pipeline",
+    ("bench", "delay"): "rt_rl.bench.delay",
+    ("train",): "rt_rl.learning.train",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(__doc__.strip())
+        return 0
+    if args[0] == "launch":
+        return _launch(args[1:])
+    for key, module in MODULES.items():
+        if tuple(args[: len(key)]) == key:
+            return int(importlib.import_module(module).main(args[len(key) :]) or 0)
+    print(f"rt-rl: error: unknown command '{' '.join(args[:2])}' (see rt-rl --help)", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,105 @@
+"""The one description of the rt_rl graph, used by both front ends: `rt-rl launch` (the project's own
+supervisor, for machines without ros2 launch) and `launch/rt_rl.launch.py` (ros2 launch).
+
+A parameter file is a normal ROS 2 params file with one section per node. Graph-wide settings live in
+the `/**` section (read by every node); the `inference_worker` section applies to every worker, and
+`expand_params` writes it out as `inference_worker_0 ... inference_worker_{N-1}` sections (the rcl
+parser has no partial-name wildcards), each with its `worker_id`.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+GLOBAL = "/**"
+WORKER = "inference_worker"
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    name: str  # ROS node name
+    module: str  # python -m entry (own launcher)
+    executable: str  # console script (ros2 launch)
+    stage: int  # start order: a stage starts when the previous one is ready
+    required: bool = True  # its death stops the graph
+    respawn: bool = False
+    parameters: dict[str, Any] = field(default_factory=dict)  # per-instance overrides
+
+
+def describe_graph(num_workers: int) -> list[NodeSpec]:
+    """Robot first (sensors flowing), then ingest, workers, and the arbiter that drives them."""
+    nodes = [
+        NodeSpec("mujoco_sim", "rt_rl.nodes.mujoco_sim", "mujoco_sim", stage=0),
+        NodeSpec("sensor_ingest", "rt_rl.nodes.sensor_ingest", "sensor_ingest", stage=1),
+    ]
+    nodes += [
+        NodeSpec(
+            f"{WORKER}_{i}",
+            "rt_rl.nodes.inference_worker",
+            "inference_worker",
+            stage=2,
+            required=False,
+            respawn=True,
+            parameters={"worker_id": i},
+        )
+        for i in range(num_workers)
+    ]
+    nodes.append(NodeSpec("actuator_arbiter", "rt_rl.nodes.actuator_arbiter", "actuator_arbiter", stage=3))
+    return nodes
+
+
+class ParamsFileError(ValueError):
+    pass
+
+
+def load_params(path: str | Path) -> dict[str, Any]:
+    """Read and check the shape of a params file; errors are one line naming the file."""
+    p = Path(path)
+    if not p.is_file():
+        raise ParamsFileError(f"params file '{path}' not found")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as err:
+        where = getattr(err, "problem_mark", None)
+        at = f" at line {where.line + 1}" if where else ""
+        raise ParamsFileError(
+            f"params file '{path}' does not parse{at}: {getattr(err, 'problem', err)}"
+        ) from None
+    if not isinstance(data, dict):
+        raise ParamsFileError(f"params file '{path}' must map node names to 'ros__parameters'")
+    for node, section in data.items():
+        if not isinstance(section, dict) or not isinstance(section.get("ros__parameters"), dict):
+            raise ParamsFileError(f"params file '{path}': section '{node}' needs a 'ros__parameters' mapping")
+    return data
+
+
+def graph_setting(params: dict[str, Any], name: str, default: Any) -> Any:
+    return params.get(GLOBAL, {}).get("ros__parameters", {}).get(name, default)
+
+
+def expand_params(
+    params: dict[str, Any], num_workers: int, worker_overrides: dict[str, Any] | None = None
+) -> dict:
+    """Per-worker sections from the shared `inference_worker` one; `num_workers` set once, graph-wide."""
+    out = copy.deepcopy(params)
+    out.setdefault(GLOBAL, {"ros__parameters": {}})
+    for section in out.values():
+        section["ros__parameters"].pop("num_workers", None)
+    out[GLOBAL]["ros__parameters"]["num_workers"] = num_workers
+    shared = {**out.pop(WORKER, {"ros__parameters": {}})["ros__parameters"], **(worker_overrides or {})}
+    for spec in describe_graph(num_workers):
+        if spec.name.startswith(WORKER):
+            out[spec.name] = {"ros__parameters": {**shared, **spec.parameters}}
+    return out
+
+
+def write_params(params: dict[str, Any], path: str | Path) -> Path:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(yaml.safe_dump(params, sort_keys=False))
+    return p

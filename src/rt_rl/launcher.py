@@ -1,0 +1,422 @@
+"""`rt-rl launch`: the project's own supervisor of the graph (ros2 launch is not installable here).
+
+It starts the nodes of `rt_rl.graph.describe_graph` stage by stage, each as its own process with
+`--ros-args --params-file`, waits for each to report on /diagnostics (ready), waits for the arbiter's
+first schedule (warm-up done), then measures for `--duration` seconds. It stops every child in order
+(arbiter first, so its final statistics cover the whole window) on Ctrl-C, at the end of the duration,
+or when a required child dies, and exits with a code that says what happened:
+
+    0 ok   2 bad configuration   3 a required node died   4 startup timed out   130 interrupted
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rt_rl.graph import NodeSpec, ParamsFileError, describe_graph, expand_params, graph_setting, load_params
+from rt_rl.graph import write_params as write_params_file
+
+EXIT_OK, EXIT_CONFIG, EXIT_CHILD_DIED, EXIT_STARTUP, EXIT_INTERRUPTED = 0, 2, 3, 4, 130
+MAX_RESPAWNS = 3
+STOP_TIMEOUT = 5.0
+
+
+class LaunchError(Exception):
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _die_with_parent() -> None:
+    """Child side: SIGTERM when the launcher dies, even by SIGKILL, so nothing is left running."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+@dataclass
+class Child:
+    spec: NodeSpec
+    args: list[str]
+    log_path: Path
+    echo: bool
+    proc: subprocess.Popen | None = None
+    respawns: int = 0
+    tail: deque = field(default_factory=lambda: deque(maxlen=20))
+
+    def start(self) -> None:
+        log = self.log_path.open("a")
+        self.proc = subprocess.Popen(
+            self.args,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C reaches the launcher only; it stops children in order
+            preexec_fn=_die_with_parent,
+            text=True,
+            bufsize=1,
+        )
+        threading.Thread(target=self._pump, args=(self.proc, log), daemon=True).start()
+
+    def _pump(self, proc: subprocess.Popen, log) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            log.write(line)
+            log.flush()
+            self.tail.append(line.rstrip())
+            if self.echo:
+                print(f"[{self.spec.name}] {line.rstrip()}", flush=True)
+        log.close()
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def reason(self) -> str:
+        """The child's own one-line error if it printed one, else its last line."""
+        for line in reversed(self.tail):
+            if ": error: " in line:
+                return line
+        return self.tail[-1] if self.tail else "(no output)"
+
+
+class Monitor:
+    """Listens to /diagnostics inside the launcher: readiness and the statistics for the summary."""
+
+    def __init__(self) -> None:
+        import rclpy
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        self._rclpy = rclpy
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
+        self.node = rclpy.create_node("rt_rl_launcher", context=self.context)
+        self.latest: dict[str, tuple[str, dict]] = {}
+        self._lock = threading.Lock()
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 50)
+        self.executor = rclpy.executors.SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._running = True
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while self._running and self.context.ok():
+            self.executor.spin_once(timeout_sec=0.1)
+
+    def _on_diag(self, msg) -> None:
+        for status in msg.status:
+            if not status.name.startswith("rt_rl/"):
+                continue
+            values = next((kv.value for kv in status.values if kv.key == "json"), "{}")
+            with self._lock:
+                self.latest[status.name[len("rt_rl/") :]] = (status.message, json.loads(values))
+
+    def get(self, node: str) -> tuple[str, dict] | None:
+        with self._lock:
+            return self.latest.get(node)
+
+    def close(self) -> None:
+        self._running = False
+        self._thread.join(timeout=1.0)
+        self.node.destroy_node()
+        self._rclpy.shutdown(context=self.context)
+
+
+@dataclass
+class LaunchOptions:
+    params_file: str
+    duration: float | None = None
+    summary_path: str | None = None
+    workers: int | None = None
+    synthetic_latency: float | None = None
+    run_dir: str | None = None
+    startup_timeout: float = 90.0
+    echo_logs: bool = False
+    quiet: bool = False
+
+
+class Launcher:
+    def __init__(self, options: LaunchOptions) -> None:
+        self.o = options
+        self._stop = threading.Event()
+        self._interrupted = False
+        self.children: list[Child] = []
+
+    def log(self, text: str) -> None:
+        if not self.o.quiet:
+            print(f"rt-rl launch: {text}", flush=True)
+
+    # --- configuration ------------------------------------------------------------------------------
+    def _prepare(self) -> tuple[Path, Path, int]:
+        try:
+            params = load_params(self.o.params_file)
+        except ParamsFileError as err:
+            raise LaunchError(str(err), EXIT_CONFIG) from None
+        n = self.o.workers if self.o.workers is not None else graph_setting(params, "num_workers", 1)
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise LaunchError(f"num_workers must be an integer >= 1, got {n!r}", EXIT_CONFIG)
+        if self.o.duration is not None and self.o.duration <= 0:
+            raise LaunchError(f"--duration must be > 0 s, got {self.o.duration}", EXIT_CONFIG)
+        worker_overrides = {}
+        if self.o.synthetic_latency is not None:
+            if self.o.synthetic_latency < 0:
+                raise LaunchError(
+                    f"--synthetic-latency must be >= 0 s, got {self.o.synthetic_latency}", EXIT_CONFIG
+                )
+            worker_overrides["synthetic_latency"] = float(self.o.synthetic_latency)
+        run_dir = Path(self.o.run_dir or f"runs/{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+        (run_dir / "logs").mkdir(parents=True, exist_ok=True)
+        expanded = write_params_file(expand_params(params, n, worker_overrides), run_dir / "params.yaml")
+        return run_dir, expanded, n
+
+    # --- main ---------------------------------------------------------------------------------------
+    def run(self) -> int:
+        try:
+            run_dir, params_path, n = self._prepare()
+        except LaunchError as err:
+            print(f"rt-rl launch: error: {err}", file=sys.stderr)
+            return err.code
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        monitor = Monitor()
+        code, message = EXIT_OK, ""
+        t_measure = None
+        try:
+            self.children = [
+                Child(
+                    spec,
+                    self._command(spec, params_path),
+                    run_dir / "logs" / f"{spec.name}.log",
+                    self.o.echo_logs,
+                )
+                for spec in describe_graph(n)
+            ]
+            self.log(
+                f"{len(self.children)} nodes, {n} worker(s), ROS_DOMAIN_ID={os.environ.get('ROS_DOMAIN_ID', '0')}, "
+                f"logs in {run_dir}/logs"
+            )
+            self._start_stages(monitor)
+            self._wait_for(monitor, "actuator_arbiter", lambda st: st[0] == "scheduled", "first schedule")
+            t_measure = time.monotonic()
+            self.log(
+                "graph ready and scheduled; measuring"
+                + (f" for {self.o.duration:g} s" if self.o.duration else " until Ctrl-C")
+            )
+            self._supervise(monitor, t_measure)
+        except LaunchError as err:
+            code, message = err.code, str(err)
+        finally:
+            measured = time.monotonic() - t_measure if t_measure else 0.0
+            self._stop_all(monitor)
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+        if self._interrupted and code == EXIT_OK:
+            code = EXIT_INTERRUPTED
+        summary = self._summary(monitor, n, run_dir, measured, code, message)
+        monitor.close()
+        if message:
+            print(f"rt-rl launch: error: {message}", file=sys.stderr)
+        if t_measure is not None:
+            print_summary(summary)
+            path = Path(self.o.summary_path) if self.o.summary_path else run_dir / "summary.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(summary, indent=2))
+            self.log(f"summary written to {path}")
+        return code
+
+    def _on_signal(self, signum, _frame) -> None:
+        if self._stop.is_set():
+            return
+        self._interrupted = True
+        self.log(f"{signal.Signals(signum).name}: stopping the graph")
+        self._stop.set()
+
+    def _command(self, spec: NodeSpec, params_path: Path) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            spec.module,
+            "--ros-args",
+            "-r",
+            f"__node:={spec.name}",
+            "--params-file",
+            str(params_path),
+        ]
+
+    def _start_stages(self, monitor: Monitor) -> None:
+        for stage in sorted({c.spec.stage for c in self.children}):
+            group = [c for c in self.children if c.spec.stage == stage]
+            for child in group:
+                child.start()
+            for child in group:
+                self._wait_for(monitor, child.spec.name, lambda st: True, "ready", child)
+            self.log("ready: " + ", ".join(c.spec.name for c in group))
+
+    def _wait_for(self, monitor: Monitor, node: str, ok, what: str, child: Child | None = None) -> None:
+        child = child or next(c for c in self.children if c.spec.name == node)
+        deadline = time.monotonic() + self.o.startup_timeout
+        while time.monotonic() < deadline:
+            if self._stop.is_set():
+                raise LaunchError("interrupted during startup", EXIT_INTERRUPTED)
+            self._check_children()
+            status = monitor.get(node)
+            if status is not None and ok(status):
+                return
+            time.sleep(0.05)
+        raise LaunchError(f"{node}: no {what} within {self.o.startup_timeout:g} s", EXIT_STARTUP)
+
+    def _check_children(self) -> None:
+        for child in self.children:
+            if child.proc is None or child.alive():
+                continue
+            rc = child.proc.returncode
+            time.sleep(0.2)  # let the pump thread read the child's last words
+            if rc == EXIT_CONFIG:
+                raise LaunchError(f"{child.spec.name} refused to start: {child.reason()}", EXIT_CONFIG)
+            if child.spec.respawn and child.respawns < MAX_RESPAWNS and not self._stop.is_set():
+                child.respawns += 1
+                self.log(f"{child.spec.name} exited ({rc}); respawn {child.respawns}/{MAX_RESPAWNS}")
+                child.start()
+                continue
+            raise LaunchError(f"{child.spec.name} died (exit code {rc}): {child.reason()}", EXIT_CHILD_DIED)
+
+    def _supervise(self, monitor: Monitor, t0: float) -> None:
+        while not self._stop.is_set():
+            self._check_children()
+            if self.o.duration is not None and time.monotonic() - t0 >= self.o.duration:
+                return
+            time.sleep(0.05)
+
+    def _stop_all(self, monitor: Monitor) -> None:
+        """Arbiter first (commands stop, final statistics), then the rest in reverse start order."""
+        for child in sorted(self.children, key=lambda c: -c.spec.stage):
+            if child.alive():
+                child.proc.send_signal(signal.SIGINT)
+                if child.spec.name == "actuator_arbiter":
+                    self._reap(child)
+        for child in self.children:
+            self._reap(child)
+
+    def _reap(self, child: Child) -> None:
+        if child.proc is None:
+            return
+        try:
+            child.proc.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.log(f"{child.spec.name} did not stop in {STOP_TIMEOUT:g} s; killing it")
+            child.proc.kill()
+            child.proc.wait()
+
+    # --- summary ------------------------------------------------------------------------------------
+    def _summary(self, monitor: Monitor, n: int, run_dir: Path, measured: float, code: int, msg: str) -> dict:
+        time.sleep(0.2)  # final diagnostics in flight
+        arbiter = (monitor.get("actuator_arbiter") or ("", {}))[1]
+        sim = (monitor.get("mujoco_sim") or ("", {}))[1]
+        workers = {w["id"]: w for w in arbiter.get("workers", [])}
+        for i in range(n):
+            extra = (monitor.get(f"inference_worker_{i}") or ("", {}))[1]
+            workers.setdefault(i, {"id": i, "actions": 0, "inference_ms": {"p50": None, "p99": None}})
+            workers[i]["policy_version"] = extra.get("policy_version")
+            workers[i]["compute_ms_p50"] = extra.get("compute_ms_p50")
+        return {
+            "params_file": self.o.params_file,
+            "run_dir": str(run_dir),
+            "exit_code": code,
+            "error": msg or None,
+            "num_workers": n,
+            "synthetic_latency_s": self.o.synthetic_latency,
+            "measured_s": round(measured, 2),
+            "control": arbiter.get("control", {}),
+            "fresh_action_ratio": arbiter.get("fresh_action_ratio"),
+            "predicted_fresh_action_ratio": arbiter.get("predicted_fresh_action_ratio"),
+            "inference_ms_mean": arbiter.get("inference_ms_mean"),
+            "fallback_ticks": arbiter.get("fallback_ticks"),
+            "watchdog_ticks": arbiter.get("watchdog_ticks"),
+            "rejected_actions": arbiter.get("rejected_actions"),
+            "rejected_by_reason": arbiter.get("rejected_by_reason"),
+            "action_age_ms": arbiter.get("action_age_ms", {}),
+            "schedule": arbiter.get("schedule"),
+            "workers": [workers[k] for k in sorted(workers)],
+            "sim": {
+                "task": sim.get("task"),
+                "env_dt_ms": sim.get("env_dt_ms"),
+                "real_time_factor": sim.get("real_time_factor"),
+                "overruns": sim.get("overruns"),
+                "episodes": sim.get("episodes"),
+                "mean_episode_return": sim.get("mean_episode_return"),
+            },
+            "measurement": (
+                "arbiter: control period = difference of consecutive command publish times (monotonic clock, "
+                "taken right after publish); action age = tick wall time minus the JointState stamp of the "
+                "observation behind the actuated action (fresh ticks only); inference = worker's "
+                "inference_end - inference_start (worker clock, includes synthetic latency). Window: from "
+                "the first tick after the first schedule went round once, to shutdown."
+            ),
+        }
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1e4 else f"{value:.0f}"
+    return str(value)
+
+
+def print_summary(s: dict) -> None:
+    c = s.get("control", {})
+    period = c.get("period_ms", {}) or {}
+    age = s.get("action_age_ms", {}) or {}
+    sim = s.get("sim", {})
+    rows = [
+        (
+            "control rate target / achieved (Hz)",
+            f"{_fmt(c.get('rate_hz_target'))} / {_fmt(c.get('rate_hz_achieved'))}",
+        ),
+        (
+            "control period p50 / p99 / max (ms)",
+            f"{_fmt(period.get('p50'))} / {_fmt(period.get('p99'))} / {_fmt(period.get('max'))}",
+        ),
+        (
+            "fresh action ratio (measured / predicted)",
+            f"{_fmt(s.get('fresh_action_ratio'))} / {_fmt(s.get('predicted_fresh_action_ratio'))}",
+        ),
+        (
+            "fallback ticks / watchdog / rejected",
+            f"{_fmt(s.get('fallback_ticks'))} / {_fmt(s.get('watchdog_ticks'))} / {_fmt(s.get('rejected_actions'))}",
+        ),
+        (
+            "action age p50 / p99 / max (ms)",
+            f"{_fmt(age.get('p50'))} / {_fmt(age.get('p99'))} / {_fmt(age.get('max'))}",
+        ),
+        ("inference time mean (ms)", _fmt(s.get("inference_ms_mean"))),
+        ("sim real-time factor", _fmt(sim.get("real_time_factor"))),
+        (
+            "sim episodes / mean return",
+            f"{_fmt(sim.get('episodes'))} / {_fmt(sim.get('mean_episode_return'))}",
+        ),
+    ]
+    for w in s.get("workers", []):
+        inf = w.get("inference_ms", {}) or {}
+        rows.append(
+            (
+                f"worker {w['id']} actions, inference p50/p99 (ms)",
+                f"{_fmt(w.get('actions'))}, {_fmt(inf.get('p50'))} / {_fmt(inf.get('p99'))}",
+            )
+        )
+    width = max(len(r[0]) for r in rows)
+    print(
+        f"\nrt_rl summary ({s.get('measured_s')} s measured, {s.get('num_workers')} worker(s), {sim.get('task')})"
+    )
+    for name, value in rows:
+        print(f"  {name:<{width}}  {value}")
+    print()
