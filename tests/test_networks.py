@@ -106,3 +106,20 @@ def test_full_sequence_makes_initial_state_irrelevant() -> None:
 def test_unknown_architecture_is_refused() -> None:
     with pytest.raises(ValueError, match="allowed"):
         build_network("transformer", IN, ACT)
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+@pytest.mark.parametrize("depth", [1, 3])
+def test_training_diagonal_equals_unroll(arch: str, depth: int) -> None:
+    """The trainer's one-forward-pass `last_head` is exactly the unroll's last returned head."""
+    torch.manual_seed(5)
+    net = build_network(arch, IN, ACT, HID, depth)
+    T = receptive_ticks(arch, depth) + 1
+    seq = torch.randn(4, T, IN)
+    mask = torch.ones(4, T, dtype=torch.bool)
+    for b in range(4):
+        mask[b, : b if arch != "mlp" else 0] = False  # episode started 0..3 ticks into the sequence
+    with torch.no_grad():
+        heads, _ = net.unroll_heads(seq, net.initial_state(4), mask)
+        fast = net.last_head(seq, mask)
+    assert torch.allclose(heads[:, -1], fast, atol=1e-6)

@@ -140,6 +140,30 @@ class LayeredActor(nn.Module):
             state = new_state
         return torch.stack(heads, 1), state
 
+    def last_head(self, obs_seq: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Head [B, 2A] returned at the last tick of an unroll of T = L + 1 ticks from the reset state.
+
+        Training only needs that one output, and it depends on one layer per tick (layer k+1 at tick k,
+        the head at tick L-1): a diagonal through the pipeline. Computing just that diagonal costs one
+        forward pass instead of L + 1 full ticks; it equals `unroll_heads(...)[0][:, -1]` exactly
+        (tested). mask [B, T] must be False only on a prefix (ticks before the episode start).
+        """
+        if self.instant:
+            return self.forward_sequential(obs_seq[:, -1])
+        if obs_seq.shape[1] != self.depth + 2:
+            raise ValueError(f"last_head needs L + 1 = {self.depth + 2} ticks, got {obs_seq.shape[1]}")
+
+        def keep(h: torch.Tensor, k: int) -> torch.Tensor:  # masked tick: that layer is still at reset (0)
+            return h if mask is None else h * mask[:, k : k + 1].to(h.dtype)
+
+        h = keep(torch.relu(self.first(obs_seq[:, 0])), 0)
+        for i in range(self.depth - 1):  # layer i+2 at tick i+1 on layer i+1's output from tick i
+            o = obs_seq[:, i + 1]
+            inp = torch.cat((o, h), -1) if self.skip else h
+            h = keep(torch.relu(torch.addmm(self.deep_b[i], inp, self.deep_w[i])), i + 1)
+        o = obs_seq[:, self.depth]
+        return keep(self.head(torch.cat((o, h), -1) if self.skip else h), self.depth)
+
     def unroll(
         self, obs_seq: torch.Tensor, state: State, mask: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, State]:

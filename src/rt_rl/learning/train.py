@@ -1,0 +1,458 @@
+"""SAC for delayed, pipelined policies, trained under the live graph's timing (CleanRL-style, one file).
+
+    python -m rt_rl.learning.train --task Hopper-v5 --arch pipelined_skip --delay 2 --workers 2 \
+        --history 2 --frame-skip 5 --total-ticks 100000 --out runs/hopper
+
+What is learned, in the time units of `timing_env` (tick = one control period of m env steps):
+
+- Acting: N worker copies of the actor, one pipeline state each (reset at episode starts), take turns
+  at the slots of the timing env; each worker's pipeline advances once per worker cycle (stride N*s
+  ticks). Actions are sampled from the squashed Gaussian head during training, tanh(mean) at
+  evaluation and deployment.
+- Replay: one row per tick: the observation at that tick (with the executed-command history), the
+  command the actuator really applied (fallbacks included), the tick's reward, termination. Rows of an
+  episode are contiguous; sampled ticks never reach across an episode boundary.
+- Critic: Q(o_tau, c_tau) on the current, undelayed observation and the executed command (training
+  only; the world is Markov in (o_tau, c_tau) with history). Target action at tau+1: what the current
+  actor would apply there.
+- Actor: the command applied at tick tau was computed by a worker that started at tau - D from the
+  observations at tau - D - i*N*s, i = L..0. Those L+1 observations are unrolled through the pipeline
+  from the reset state (ticks before the episode start masked, as the live state was reset there) and
+  the last returned action is scored by the critic at (o_tau, .). With L+1 observations the zero start
+  state no longer matters (see networks.receptive_ticks), so training sees exactly what deployment does.
+  Approximation: when s > 1 some ticks hold an older action; the actor is still scored at every tick.
+
+Outputs in --out: progress.csv (one row per episode), eval.jsonl (periodic deterministic evaluation
+and losses), policy.pt (the worker-loadable checkpoint, runtime.save_checkpoint; best_policy.pt: the one with the best
+evaluation so far), resume.pt (everything
+to continue with --resume: networks, optimisers, replay, counters, RNG states).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from rt_rl.learning.evaluate import run_episodes
+from rt_rl.learning.timing_env import TimingEnv
+from rt_rl.policy.networks import LayeredActor, build_network, receptive_ticks
+from rt_rl.policy.runtime import PolicyInfo, save_checkpoint
+
+LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0  # CleanRL's bounds for the squashed Gaussian
+
+
+@dataclass
+class SACConfig:
+    """Hyper-parameters. Defaults follow CleanRL's SAC / the paper's MuJoCo setting unless noted."""
+
+    # task and timing (what the policy is deployed with)
+    task: str = "Hopper-v5"
+    arch: str = "pipelined_skip"  # mlp | pipelined | pipelined_skip
+    hidden: int = 256  # actor layer width
+    depth: int = 3  # actor hidden layers; L = depth + 1 layers incl. the head
+    history: int = 0  # k executed commands appended to the observation (paper: 2 for MuJoCo)
+    delay: int = 0  # D: inference ticks from a worker's observation to its action's actuation
+    workers: int = 1  # N staggered workers
+    control_steps: int = 1  # m: env steps per control tick
+    frame_skip: int = 0  # physics steps per env step; 0 = the task's default
+    fallback: str = "hold"  # command applied at ticks with no fresh action: hold | zero
+    episode_steps: int = 1000  # episode time limit in env steps (Gymnasium default)
+    # SAC
+    total_ticks: int = 100_000  # environment ticks (= replay rows = gradient steps after warm-up)
+    learning_starts: int = 5_000  # random-action warm-up ticks (paper: 10k; smaller fits this machine)
+    buffer_size: int = 1_000_000
+    batch_size: int = 256
+    gamma: float = 0.99
+    tau: float = 0.005  # target-network Polyak rate
+    policy_lr: float = 3e-4
+    q_lr: float = 1e-3
+    policy_frequency: int = 2  # delayed actor updates (TD3 style, as CleanRL), done in bursts
+    alpha: float = 0.2  # initial entropy temperature
+    autotune: bool = True  # learn alpha towards entropy -act_dim
+    critic_hidden: int = 256
+    # bookkeeping
+    eval_every: int = 10_000  # ticks between deterministic evaluations
+    eval_episodes: int = 5
+    checkpoint_every: int = 10_000  # ticks between resume.pt / policy.pt writes
+    seed: int = 0
+    threads: int = 1  # torch threads (the machine is shared: keep 1)
+    out: str = "runs/train"
+
+    @property
+    def seq_len(self) -> int:
+        return receptive_ticks(self.arch, self.depth) + 1
+
+
+class Critic(nn.Module):
+    def __init__(self, obs_dim: int, act_dim: int, hidden: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(obs_dim + act_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+            nn.Linear(hidden, 1),
+        )
+
+    def forward(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat((obs, act), -1)).squeeze(-1)
+
+
+def squashed_gaussian(head: torch.Tensor, act_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sample an action in [-1, 1] and its log-probability from a head [B, 2A] (reparameterised)."""
+    mean, log_std = head[:, :act_dim], torch.tanh(head[:, act_dim:])
+    log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (log_std + 1)
+    normal = torch.distributions.Normal(mean, log_std.exp())
+    x = normal.rsample()
+    y = torch.tanh(x)
+    logp = (normal.log_prob(x) - torch.log(1 - y.pow(2) + 1e-6)).sum(-1)
+    return y, logp
+
+
+class TickReplay:
+    """Per-tick rows, episodes contiguous. Row i: obs at tick i, command/reward/termination of tick i.
+
+    The last row of an episode holds its final observation only (no transition): `valid` lists the rows
+    whose next row is in the same episode.
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, capacity: int = 4096) -> None:
+        self.obs = np.zeros((capacity, obs_dim), np.float32)
+        self.cmd = np.zeros((capacity, act_dim), np.float32)
+        self.rew = np.zeros(capacity, np.float32)
+        self.term = np.zeros(capacity, np.float32)
+        self.ep_start = np.zeros(capacity, np.int64)
+        self.valid = np.zeros(capacity, np.int64)
+        self.n = 0  # rows written
+        self.n_valid = 0
+        self._start = 0
+
+    def _grow(self) -> None:
+        for name in ("obs", "cmd", "rew", "term", "ep_start", "valid"):
+            arr = getattr(self, name)
+            setattr(self, name, np.concatenate((arr, np.zeros_like(arr))))
+
+    def start_episode(self, obs: np.ndarray) -> None:
+        if self.n >= len(self.obs):
+            self._grow()
+        self._start = self.n
+        self.obs[self.n], self.ep_start[self.n] = obs, self.n
+        self.n += 1
+
+    def add_tick(self, cmd: np.ndarray, reward: float, terminated: bool, next_obs: np.ndarray) -> None:
+        if self.n >= len(self.obs):
+            self._grow()
+        row = self.n - 1
+        self.cmd[row], self.rew[row], self.term[row] = cmd, reward, float(terminated)
+        self.valid[self.n_valid] = row
+        self.n_valid += 1
+        self.obs[self.n], self.ep_start[self.n] = next_obs, self._start
+        self.n += 1
+
+    def state(self) -> dict:
+        return {k: getattr(self, k)[: self.n].copy() for k in ("obs", "cmd", "rew", "term", "ep_start")} | {
+            "valid": self.valid[: self.n_valid].copy(), "n": self.n, "n_valid": self.n_valid,
+        }
+
+    @classmethod
+    def from_state(cls, s: dict) -> TickReplay:
+        r = cls(s["obs"].shape[1], s["cmd"].shape[1], max(4096, 2 * s["n"]))
+        for k in ("obs", "cmd", "rew", "term", "ep_start"):
+            getattr(r, k)[: s["n"]] = s[k]
+        r.valid[: s["n_valid"]] = s["valid"]
+        r.n, r.n_valid = s["n"], s["n_valid"]
+        return r
+
+
+class SAC:
+    """Networks, optimisers and one gradient step."""
+
+    def __init__(self, cfg: SACConfig, input_dim: int, act_dim: int, stride: int) -> None:
+        self.cfg, self.act_dim, self.stride = cfg, act_dim, stride
+        self.actor: LayeredActor = build_network(cfg.arch, input_dim, act_dim, cfg.hidden, cfg.depth)
+        self.q1, self.q2, self.q1_t, self.q2_t = (Critic(input_dim, act_dim, cfg.critic_hidden) for _ in range(4))
+        self.q1_t.load_state_dict(self.q1.state_dict())
+        self.q2_t.load_state_dict(self.q2.state_dict())
+        self.q_opt = torch.optim.Adam([*self.q1.parameters(), *self.q2.parameters()], lr=cfg.q_lr)
+        self.pi_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.policy_lr)
+        self.target_entropy = -float(act_dim)
+        self.log_alpha = torch.tensor(math.log(cfg.alpha), requires_grad=True)
+        self.a_opt = torch.optim.Adam([self.log_alpha], lr=cfg.q_lr)
+        self.updates = 0
+        self._offsets = stride * np.arange(-(cfg.seq_len - 1), 1)  # L+1 ticks at the worker stride
+
+    def modules(self) -> dict[str, nn.Module | torch.optim.Optimizer]:
+        return {"actor": self.actor, "q1": self.q1, "q2": self.q2, "q1_t": self.q1_t, "q2_t": self.q2_t,
+                "q_opt": self.q_opt, "pi_opt": self.pi_opt, "a_opt": self.a_opt}
+
+    @property
+    def alpha(self) -> float:
+        return float(self.log_alpha.detach().exp()) if self.cfg.autotune else self.cfg.alpha
+
+    def _sequences(self, rb: TickReplay, anchor: np.ndarray, start: np.ndarray):
+        idx = anchor[:, None] + self._offsets[None, :]
+        mask = idx >= start[:, None]
+        idx = np.where(mask, idx, start[:, None])
+        return torch.from_numpy(rb.obs[idx]), torch.from_numpy(mask)
+
+    def _policy(self, seq: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # only the last returned head is needed: the exact one-pass diagonal of the unroll (tested)
+        return squashed_gaussian(self.actor.last_head(seq, mask), self.act_dim)
+
+    def update(self, rb: TickReplay, rng: np.random.Generator) -> dict[str, float]:
+        cfg, D = self.cfg, cfg_delay(self.cfg)
+        rows = rb.valid[rng.integers(0, rb.n_valid, cfg.batch_size)]
+        start = rb.ep_start[rows]
+        obs, nxt = torch.from_numpy(rb.obs[rows]), torch.from_numpy(rb.obs[rows + 1])
+        cmd, rew, term = (torch.from_numpy(a[rows]) for a in (rb.cmd, rb.rew, rb.term))
+        alpha = self.alpha
+        with torch.no_grad():
+            # next applied action: the current actor's, unless no worker had started yet (fallback)
+            nseq, nmask = self._sequences(rb, rows + 1 - D, start)
+            na, nlogp = self._policy(nseq, nmask)
+            started = torch.from_numpy(rows + 1 - D >= start)
+            na = torch.where(started[:, None], na, torch.from_numpy(rb.cmd[rows + 1]))
+            nlogp = torch.where(started, nlogp, torch.zeros_like(nlogp))
+            q_next = torch.min(self.q1_t(nxt, na), self.q2_t(nxt, na)) - alpha * nlogp
+            target = rew + (1 - term) * cfg.gamma * q_next
+        q1, q2 = self.q1(obs, cmd), self.q2(obs, cmd)
+        q_loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
+        self.q_opt.zero_grad()
+        q_loss.backward()
+        self.q_opt.step()
+        stats = {"q_loss": float(q_loss.detach()), "q": float(q1.detach().mean())}
+        self.updates += 1
+        if self.updates % cfg.policy_frequency == 0:
+            acted = torch.from_numpy(rows - D >= start).float()
+            seq, mask = self._sequences(rb, rows - D, start)
+            for _ in range(cfg.policy_frequency):
+                a, logp = self._policy(seq, mask)
+                q = torch.min(self.q1(obs, a), self.q2(obs, a))
+                pi_loss = ((alpha * logp - q) * acted).sum() / acted.sum().clamp(min=1)
+                self.pi_opt.zero_grad()
+                pi_loss.backward()
+                self.pi_opt.step()
+                if cfg.autotune:
+                    a_loss = (-self.log_alpha.exp() * (logp.detach() + self.target_entropy)).mean()
+                    self.a_opt.zero_grad()
+                    a_loss.backward()
+                    self.a_opt.step()
+                    alpha = self.alpha
+            stats |= {"pi_loss": float(pi_loss.detach()), "alpha": alpha, "entropy": float(-logp.detach().mean())}
+        with torch.no_grad():
+            for net, tgt in ((self.q1, self.q1_t), (self.q2, self.q2_t)):
+                for p, pt in zip(net.parameters(), tgt.parameters(), strict=True):
+                    pt.mul_(1 - cfg.tau).add_(p, alpha=cfg.tau)
+        return stats
+
+
+def cfg_delay(cfg: SACConfig) -> int:
+    return cfg.delay
+
+
+def make_env(cfg: SACConfig) -> TimingEnv:
+    return TimingEnv(
+        cfg.task, frame_skip=cfg.frame_skip or None, control_steps=cfg.control_steps,
+        inference_ticks=cfg.delay, num_workers=cfg.workers, fallback=cfg.fallback,
+        history_length=cfg.history, episode_steps=cfg.episode_steps,
+    )
+
+
+class Trainer:
+    def __init__(self, cfg: SACConfig) -> None:
+        self.cfg = cfg
+        torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.env = make_env(cfg)
+        self.eval_env = make_env(cfg)
+        t = self.env.spec_task
+        self.scale = (t.action_high - t.action_low) / 2.0
+        self.offset = (t.action_high + t.action_low) / 2.0
+        self.input_dim = self.env.builder.size
+        self.sac = SAC(cfg, self.input_dim, t.action_dim, self.env.timing.worker_stride)
+        self.rb = TickReplay(self.input_dim, t.action_dim, min(cfg.buffer_size, cfg.total_ticks + 4096))
+        self.tick = 0
+        self.episode = 0
+        self.out = Path(cfg.out)
+        self.last_eval: dict = {}
+        self.best_eval = -math.inf
+
+    # ----- checkpoints -----
+    def policy_info(self) -> PolicyInfo:
+        cfg, t = self.cfg, self.env.spec_task
+        return PolicyInfo(
+            arch=cfg.arch, task=cfg.task, obs_dim=t.obs_dim, act_dim=t.action_dim, hidden=cfg.hidden,
+            depth=cfg.depth, history_length=cfg.history,
+            obs_mean=[float(x) for x in self.env.builder.mean], obs_std=[float(x) for x in self.env.builder.std],
+            timing=self.env.timing.as_dict(),
+            version=f"{cfg.task}-{cfg.arch}-D{cfg.delay}N{cfg.workers}-s{cfg.seed}-t{self.tick}",
+        )
+
+    def save(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        extra = {"train": {"ticks": self.tick, "eval": self.last_eval.get("mean_return")}}
+        save_checkpoint(self.out / "policy.pt", self.policy_info(), self.sac.actor, extra)
+        blob = {
+            "config": asdict(self.cfg), "tick": self.tick, "episode": self.episode,
+            "updates": self.sac.updates, "log_alpha": self.sac.log_alpha.detach().clone(),
+            "modules": {k: m.state_dict() for k, m in self.sac.modules().items()},
+            "replay": self.rb.state(), "rng": self.rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(), "last_eval": self.last_eval, "best_eval": self.best_eval,
+        }
+        tmp = self.out / "resume.pt.tmp"
+        torch.save(blob, tmp)
+        tmp.replace(self.out / "resume.pt")  # atomic: a kill mid-write keeps the previous one
+
+    def load(self) -> None:
+        blob = torch.load(self.out / "resume.pt", map_location="cpu", weights_only=False)
+        saved = blob["config"]
+        for key in ("task", "arch", "hidden", "depth", "history", "delay", "workers", "control_steps",
+                    "frame_skip", "fallback"):
+            if saved[key] != getattr(self.cfg, key):
+                raise ValueError(f"--resume: {key} is {getattr(self.cfg, key)!r}, the run used {saved[key]!r}")
+        for k, m in self.sac.modules().items():
+            m.load_state_dict(blob["modules"][k])
+        with torch.no_grad():
+            self.sac.log_alpha.copy_(blob["log_alpha"])
+        self.sac.updates = blob["updates"]
+        self.rb = TickReplay.from_state(blob["replay"])
+        self.tick, self.episode = blob["tick"], blob["episode"]
+        self.rng.bit_generator.state = blob["rng"]
+        torch.set_rng_state(blob["torch_rng"])
+        self.last_eval = blob.get("last_eval", {})
+        self.best_eval = blob.get("best_eval", -math.inf)
+
+    # ----- evaluation -----
+    def evaluate(self, episodes: int) -> list[float]:
+        actor = self.sac.actor
+        states: list = []
+
+        def reset() -> None:
+            states[:] = [actor.initial_state(1) for _ in range(self.cfg.workers)]
+
+        @torch.no_grad()
+        def act(w: int, obs: np.ndarray) -> np.ndarray:
+            a, states[w] = actor.step(torch.as_tensor(obs).reshape(1, -1), states[w])
+            return a[0].double().numpy() * self.scale + self.offset
+
+        return run_episodes(self.eval_env, act, reset, episodes, seed=10_000 + 1000 * self.cfg.seed)
+
+    # ----- main loop -----
+    def run(self, progress: bool = True) -> dict:
+        cfg = self.cfg
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+        new_csv = not (self.out / "progress.csv").exists()
+        csv_file = (self.out / "progress.csv").open("a", newline="")
+        log = csv.writer(csv_file)
+        if new_csv:
+            log.writerow(["tick", "episode", "return", "length_ticks", "wall_s"])
+        jsonl = (self.out / "eval.jsonl").open("a")
+        actor, act_dim = self.sac.actor, self.env.spec_task.action_dim
+        t0 = time.monotonic()
+        obs, info = self.env.reset(seed=cfg.seed * 100_003 + self.episode)
+        self.rb.start_episode(obs)
+        states = [actor.initial_state(1) for _ in range(cfg.workers)]
+        ep_return, ep_len, stats = 0.0, 0, {}
+        next_eval = (self.tick // cfg.eval_every + 1) * cfg.eval_every
+        next_ckpt = (self.tick // cfg.checkpoint_every + 1) * cfg.checkpoint_every
+        bar = tqdm(total=cfg.total_ticks, initial=self.tick, disable=not progress, unit="tick", mininterval=2.0)
+        while self.tick < cfg.total_ticks:
+            w = info["worker"]
+            with torch.no_grad():  # the worker's pipeline advances at its slot, as live
+                head, states[w] = actor.tick(torch.as_tensor(obs).reshape(1, -1), states[w])
+                a, _ = squashed_gaussian(head, act_dim)
+            a = a[0].numpy() if self.tick >= cfg.learning_starts else self.rng.uniform(-1, 1, act_dim)
+            obs, _, term, trunc, info = self.env.step(a * self.scale + self.offset)
+            for rec in info["ticks"]:
+                cmd = (rec["command"] - self.offset) / self.scale
+                self.rb.add_tick(cmd, rec["reward"], rec["terminated"], rec["next_obs"])
+                ep_return += rec["reward"]
+                ep_len += 1
+                self.tick += 1
+                bar.update(1)
+                if self.tick > cfg.learning_starts:
+                    stats = self.sac.update(self.rb, self.rng)
+            if term or trunc:
+                wall = round(time.monotonic() - t0, 1)
+                log.writerow([self.tick, self.episode, round(ep_return, 3), ep_len, wall])
+                csv_file.flush()
+                last = self.last_eval.get("mean_return", float("nan"))
+                bar.set_postfix(ret=f"{ep_return:.0f}", eval=f"{last:.0f}", refresh=False)
+                self.episode += 1
+                ep_return, ep_len = 0.0, 0
+                obs, info = self.env.reset(seed=cfg.seed * 100_003 + self.episode)
+                self.rb.start_episode(obs)
+                states = [actor.initial_state(1) for _ in range(cfg.workers)]
+            if self.tick >= next_eval or self.tick >= cfg.total_ticks:
+                next_eval += cfg.eval_every
+                rets = self.evaluate(cfg.eval_episodes)
+                self.last_eval = {"tick": self.tick, "mean_return": float(np.mean(rets)),
+                                  "std_return": float(np.std(rets)), "returns": [round(r, 1) for r in rets],
+                                  "wall_s": round(time.monotonic() - t0, 1), "episodes": self.episode,
+                                  **{k: round(v, 4) for k, v in stats.items()}}
+                jsonl.write(json.dumps(self.last_eval) + "\n")
+                jsonl.flush()
+                if self.last_eval["mean_return"] > self.best_eval:  # SAC can collapse late: keep the best
+                    self.best_eval = self.last_eval["mean_return"]
+                    save_checkpoint(self.out / "best_policy.pt", self.policy_info(), self.sac.actor,
+                                    {"train": {"ticks": self.tick, "eval": self.best_eval}})
+            if self.tick >= next_ckpt or self.tick >= cfg.total_ticks:
+                next_ckpt += cfg.checkpoint_every
+                self.save()
+        bar.close()
+        csv_file.close()
+        jsonl.close()
+        self.env.close()
+        self.eval_env.close()
+        return self.last_eval
+
+
+def parse_args(argv: Sequence[str] | None) -> tuple[SACConfig, argparse.Namespace]:
+    p = argparse.ArgumentParser(prog="rt-rl train", description="SAC under the live graph's timing.")
+    for f in fields(SACConfig):
+        flag = "--" + f.name.replace("_", "-")
+        if f.type in ("bool", bool):
+            p.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"), default=f.default)
+        else:
+            kind = {"int": int, "float": float, "str": str}[str(f.type)]
+            p.add_argument(flag, type=kind, default=f.default)
+    p.add_argument("--resume", action="store_true", help="continue from OUT/resume.pt")
+    p.add_argument("--export", default="", help="also copy the final policy.pt to this path")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    cfg = SACConfig(**{f.name: getattr(args, f.name) for f in fields(SACConfig)})
+    return cfg, args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    cfg, args = parse_args(argv)
+    try:
+        trainer = Trainer(cfg)
+        if args.resume:
+            trainer.load()
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    result = trainer.run(progress=not args.no_progress)
+    if args.export:
+        Path(args.export).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(Path(cfg.out) / "policy.pt", args.export)
+    print(json.dumps({"ticks": trainer.tick, "episodes": trainer.episode, **result}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
