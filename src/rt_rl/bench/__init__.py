@@ -1,0 +1,1 @@
+"""Benchmarks: pipelined tick vs sequential forward (`pipeline`), returns under delay (`delay`)."""

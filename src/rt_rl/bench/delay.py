@@ -1,0 +1,223 @@
+"""Benchmark: returns under delay of mlp (undelayed), pipelined, pipelined_skip, pipelined_skip + history.
+
+    nice -n 19 python -m rt_rl.bench.delay --out docs/bench_delay
+
+Timing model (paper B's, reproduced with `TimingEnv`): one tick is the time of ONE layer computation,
+and "delay K" means a layer takes K env steps: the environment advances K env steps per tick with the
+command held (`control_steps = K`), the pipelined network computes all its layers once per tick, and the
+action used during tick t is the head output computed at tick t-1 (inference_ticks 0, 1 worker: the
+latency lives inside the network). With depth 3 (L = 4 layers incl. the head) an observation reaches the
+action after 4K env steps through `pipelined`, after K env steps through `pipelined_skip`. The `mlp`
+baseline is instant: it acts every env step on the current observation (no delay at all).
+History = the last 2 executed commands appended to the observation (paper: k = 2 for MuJoCo).
+
+Budget (this machine: 2 shared CPU cores, one niced process, 1 torch thread): small networks
+(actor 3x64, critics 2x128), batch 128, the same number of SAC gradient steps (= ticks) for every
+configuration of a task, deterministic evaluation over 5 episodes at the end. Results are appended
+run by run to OUT.jsonl (a killed sweep keeps its finished runs and is resumed by re-running the same
+command); OUT.json / OUT.md / OUT.png are rewritten after every run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rt_rl.learning.train import SACConfig, Trainer
+
+TASKS = ("InvertedPendulum-v5", "Hopper-v5", "HalfCheetah-v5")
+DEFAULT_TICKS = {"InvertedPendulum-v5": 4000, "Hopper-v5": 8000, "HalfCheetah-v5": 8000}
+VARIANTS = (("pipelined", 0), ("pipelined_skip", 0), ("pipelined_skip", 2))
+
+
+def label(arch: str, history: int) -> str:
+    return arch + (f"+hist{history}" if history else "")
+
+
+def configs(delays: Sequence[int]) -> list[tuple[str, int, int]]:
+    """(arch, history, delay K); K = 0 is the instant MLP."""
+    return [("mlp", 0, 0)] + [(a, h, k) for k in delays for a, h in VARIANTS]
+
+
+def run_one(task: str, arch: str, history: int, k: int, seed: int, ticks: int, args: argparse.Namespace) -> dict:
+    cfg = SACConfig(
+        task=task, arch=arch, hidden=args.hidden, depth=args.depth, history=history, delay=0, workers=1,
+        control_steps=max(1, k), total_ticks=ticks, learning_starts=args.learning_starts,
+        batch_size=args.batch_size, critic_hidden=args.critic_hidden, eval_every=ticks,
+        eval_episodes=args.eval_episodes, checkpoint_every=ticks, seed=seed,
+        out=str(Path(args.runs) / task / f"{label(arch, history)}_K{k}_s{seed}"),
+    )
+    t0 = time.monotonic()
+    result = Trainer(cfg).run(progress=False)
+    return {"task": task, "variant": label(arch, history), "arch": arch, "history": history, "delay": k,
+            "seed": seed, "ticks": ticks, "final_return": round(result["mean_return"], 2),
+            "final_std": round(result["std_return"], 2), "wall_s": round(time.monotonic() - t0, 1)}
+
+
+def load(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def aggregate(rows: list[dict]) -> dict:
+    """{task: {variant: {delay: (mean, std, n)}}} over seeds."""
+    agg: dict = {}
+    for r in rows:
+        agg.setdefault(r["task"], {}).setdefault(r["variant"], {}).setdefault(r["delay"], []).append(
+            r["final_return"]
+        )
+    return {
+        t: {v: {k: (statistics.mean(x), statistics.pstdev(x), len(x)) for k, x in d.items()} for v, d in vs.items()}
+        for t, vs in agg.items()
+    }
+
+
+def ordering(agg: dict, delays: Sequence[int]) -> list[dict]:
+    """Paper B's claim per task and delay: skip+hist >= skip >= pipelined (seed means)."""
+    out = []
+    for task, vs in agg.items():
+        for k in delays:
+            try:
+                p, s, h = (vs[label(a, hh)][k][0] for a, hh in VARIANTS)
+            except KeyError:
+                continue
+            out.append({"task": task, "delay": k, "pipelined": round(p, 1), "skip": round(s, 1),
+                        "skip_hist": round(h, 1), "skip_ge_pipelined": s >= p, "hist_ge_skip": h >= s,
+                        "holds": h >= s >= p})
+    return out
+
+
+def report(rows: list[dict], out: Path, delays: Sequence[int], meta: dict) -> str:
+    agg = aggregate(rows)
+    order = ordering(agg, delays)
+    out.with_suffix(".json").write_text(json.dumps(
+        {"meta": meta, "ordering": order, "runs": rows,
+         "summary": {t: {v: {str(k): {"mean": round(m, 1), "std": round(s, 1), "seeds": n}
+                             for k, (m, s, n) in d.items()} for v, d in vs.items()} for t, vs in agg.items()}},
+        indent=2))
+    lines = []
+    for task, vs in agg.items():
+        lines += [f"### {task}", "", "| variant | " + " | ".join(f"delay {k}" for k in delays) + " |",
+                  "|---|" + "---:|" * len(delays)]
+        if "mlp" in vs:
+            m, s, n = vs["mlp"][0]
+            lines.append(f"| mlp, undelayed (reference) | {m:.0f} ± {s:.0f} (n={n}) |" + " |" * (len(delays) - 1))
+        for a, h in VARIANTS:
+            cells = []
+            for k in delays:
+                c = vs.get(label(a, h), {}).get(k)
+                cells.append(f"{c[0]:.0f} ± {c[1]:.0f} (n={c[2]})" if c else "not run")
+            lines.append(f"| {label(a, h)} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += ["### Ordering skip+hist >= skip >= pipelined (seed means)", "",
+              "| task | delay | pipelined | skip | skip+hist | skip >= pipelined | hist >= skip | holds |",
+              "|---|---:|---:|---:|---:|---|---|---|"]
+    yn = {True: "yes", False: "**no**"}
+    lines += [f"| {o['task']} | {o['delay']} | {o['pipelined']} | {o['skip']} | {o['skip_hist']} | "
+              f"{yn[o['skip_ge_pipelined']]} | {yn[o['hist_ge_skip']]} | {yn[o['holds']]} |" for o in order]
+    md = "\n".join(lines)
+    _plot(agg, delays, out.with_suffix(".png"))
+    out.with_suffix(".md").write_text(_markdown(meta, md))
+    return md
+
+
+def _plot(agg: dict, delays: Sequence[int], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = list(agg)
+    if not tasks:
+        return
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.6 * len(tasks), 3.8), squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        vs = agg[task]
+        for a, h in VARIANTS:
+            d = vs.get(label(a, h), {})
+            ks = [k for k in delays if k in d]
+            ax.errorbar(ks, [d[k][0] for k in ks], yerr=[d[k][1] for k in ks], marker="o", capsize=3,
+                        label=label(a, h))
+        if "mlp" in vs:
+            ax.axhline(vs["mlp"][0][0], color="k", ls="--", lw=1, label="mlp, undelayed")
+        ax.set(title=task, xlabel="delay K (env steps per layer tick)", ylabel="final return", xticks=list(delays))
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _markdown(meta: dict, md: str) -> str:
+    return f"""# Benchmark: returns under delay
+
+Command: `{meta['command']}`
+
+Timing model: paper B's. One tick = one layer computation = K env steps with the command held; the
+pipelined networks compute all layers once per tick and act with the head computed at the previous
+tick (depth {meta['depth']} hidden layers + head, so `pipelined` acts on observations {meta['depth'] + 1}K env
+steps old, `pipelined_skip` on K env steps old). `mlp` is instant and acts every env step (no delay).
+Budget: SAC, actor {meta['depth']}x{meta['hidden']}, critics 2x{meta['critic_hidden']}, batch {meta['batch_size']},
+{meta['learning_starts']} random warm-up ticks; ticks (= gradient steps) per run: {meta['ticks']}; seeds
+{meta['seeds']}; final return = deterministic evaluation, mean of {meta['eval_episodes']} episodes. Mean ± std over seeds.
+This is a small budget (minutes per run on one shared CPU core): returns are far below converged
+values and the comparison is between equally short trainings.
+
+{md}
+
+![plot](bench_delay.png)
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="rt-rl bench delay", description=__doc__.splitlines()[0])
+    p.add_argument("--out", default="docs/bench_delay", help="output prefix (.jsonl/.json/.md/.png)")
+    p.add_argument("--runs", default="runs/bench_delay", help="per-run training logs")
+    p.add_argument("--tasks", nargs="+", default=list(TASKS))
+    p.add_argument("--delays", type=int, nargs="+", default=[1, 2, 4])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--ticks", nargs="*", default=[], help="TASK=TICKS overrides of the per-task budget")
+    p.add_argument("--hidden", type=int, default=64)
+    p.add_argument("--depth", type=int, default=3)
+    p.add_argument("--critic-hidden", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--learning-starts", type=int, default=1000)
+    p.add_argument("--eval-episodes", type=int, default=5)
+    p.add_argument("--deadline", default="", help="UTC HH:MM after which no new run starts")
+    p.add_argument("--report-only", action="store_true")
+    args = p.parse_args(argv)
+    ticks = dict(DEFAULT_TICKS)
+    for item in args.ticks:
+        name, _, n = item.partition("=")
+        ticks[name] = int(n)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    jsonl = out.with_suffix(".jsonl")
+    meta = {"command": "python -m rt_rl.bench.delay " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "hidden": args.hidden, "depth": args.depth, "critic_hidden": args.critic_hidden,
+            "batch_size": args.batch_size, "learning_starts": args.learning_starts,
+            "ticks": {t: ticks[t] for t in args.tasks}, "seeds": args.seeds, "eval_episodes": args.eval_episodes}
+    done = {(r["task"], r["variant"], r["delay"], r["seed"]) for r in load(jsonl)}
+    # seed-major: if the sweep is cut short, every task still has its first seed(s)
+    jobs = [(task, seed, a, h, k) for seed in args.seeds for task in args.tasks for a, h, k in configs(args.delays)]
+    jobs = [j for j in jobs if (j[0], label(j[2], j[3]), j[4], j[1]) not in done]
+    for task, seed, arch, hist, k in [] if args.report_only else jobs:
+        if args.deadline and datetime.now(UTC).strftime("%H:%M") >= args.deadline:
+            print(f"deadline {args.deadline} UTC reached: {len(jobs)} runs not started", flush=True)
+            break
+        row = run_one(task, arch, hist, k, seed, ticks[task], args)
+        jobs = jobs[1:]
+        with jsonl.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        print(json.dumps(row), flush=True)
+        report(load(jsonl), out, args.delays, meta)
+    print(report(load(jsonl), out, args.delays, meta))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
