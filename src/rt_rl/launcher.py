@@ -78,6 +78,14 @@ class Child:
                 print(f"[{self.spec.name}] {line.rstrip()}", flush=True)
         log.close()
 
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU time of the child so far (Linux /proc), for the per-node CPU budget."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, AttributeError, IndexError, ValueError):
+            return None
+
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
@@ -151,6 +159,7 @@ class Launcher:
         self._stop = threading.Event()
         self._interrupted = False
         self.children: list[Child] = []
+        self.cpu: dict[str, float | None] = {}
 
     def log(self, text: str) -> None:
         if not self.o.quiet:
@@ -216,6 +225,7 @@ class Launcher:
             code, message = err.code, str(err)
         finally:
             measured = time.monotonic() - t_measure if t_measure else 0.0
+            self.cpu = {c.spec.name: c.cpu_seconds() for c in self.children}
             self._stop_all(monitor)
             for s, handler in previous.items():
                 signal.signal(s, handler)
@@ -354,6 +364,7 @@ class Launcher:
                 "episodes": sim.get("episodes"),
                 "mean_episode_return": sim.get("mean_episode_return"),
             },
+            "cpu_seconds": {k: (round(v, 2) if v is not None else None) for k, v in self.cpu.items()},
             "measurement": (
                 "arbiter: control period = difference of consecutive command publish times (monotonic clock, "
                 "taken right after publish); action age = tick wall time minus the JointState stamp of the "

@@ -9,7 +9,8 @@ import numpy as np
 
 def percentiles_ms(samples_s: Sequence[float], which: Sequence[str] = ("p50", "p99", "max")) -> dict:
     """Percentiles of second-valued samples, in milliseconds, rounded to µs. Empty -> None values."""
-    arr = np.asarray([s for s in samples_s if np.isfinite(s)], dtype=np.float64)
+    arr = np.asarray(samples_s, dtype=np.float64)
+    arr = arr[np.isfinite(arr)]
     out: dict[str, float | None] = {}
     for key in which:
         if arr.size == 0:

@@ -112,7 +112,7 @@ class ActuatorArbiter(RtNode):
             raise ConfigError(str(err)) from None
         self.core = ArbiterCore(config)
         self.period = 1.0 / p["control_rate_hz"]
-        self.priority = p["realtime_priority"]
+        set_realtime_priority(self, p["realtime_priority"])
         self.num_workers = p["num_workers"]
         self.margin = p["schedule_margin"]
         self.warmup_samples = p["warmup_samples"]
@@ -121,7 +121,7 @@ class ActuatorArbiter(RtNode):
         self.schedule: Schedule | None = None
         self._lock = threading.Lock()
 
-        # Statistics, counted from the first tick after the first schedule has gone round once.
+        # Statistics, counted from the first fresh tick after the first schedule has gone round once.
         self.stats_start: float | None = None
         self.tick_times: list[float] = []  # monotonic publish times
         self.kinds: dict[TickKind, int] = dict.fromkeys(TickKind, 0)
@@ -160,7 +160,6 @@ class ActuatorArbiter(RtNode):
 
     # --- control clock ------------------------------------------------------------------------------
     def _control_loop(self) -> None:
-        set_realtime_priority(self, self.priority)
         start = time.monotonic()
         n = 0
         while not self.stop_event.is_set():
@@ -184,7 +183,13 @@ class ActuatorArbiter(RtNode):
         self.ticks_total += 1
         self._last_wall_tick = wall
         if self.stats_start is None:
-            if self.schedule is None or wall < self.schedule.epoch + self.schedule.cycle:
+            # The window opens at the first fresh action once the first schedule has gone round:
+            # the free-running warm-up before it is not what the schedule delivers.
+            if (
+                self.schedule is None
+                or wall < self.schedule.epoch + self.schedule.cycle
+                or kind != TickKind.FRESH
+            ):
                 return
             self.stats_start = wall
         self.tick_times.append(mono)
@@ -233,48 +238,58 @@ class ActuatorArbiter(RtNode):
 
     # --- reporting ----------------------------------------------------------------------------------
     def statistics(self) -> dict:
+        # Copy under the lock (microseconds), compute outside it: the control thread must never wait
+        # for a percentile.
         with self._lock:
-            ticks = len(self.tick_times)
-            periods = np.diff(self.tick_times) if ticks > 1 else np.array([])
-            inference_all = [d for v in self.worker_inference.values() for d in v]
-            mean_t = float(np.mean(inference_all)) if inference_all else math.nan
-            span = self.tick_times[-1] - self.tick_times[0] if ticks > 1 else math.nan
+            tick_times = np.array(self.tick_times)
+            kinds = dict(self.kinds)
+            ages = list(self.ages)
+            actions = dict(self.worker_actions)
+            inference = {w: list(v) for w, v in self.worker_inference.items()}
+            rejected = {k.value: v for k, v in self.core.rejected.items()}
             sched = self.schedule
-            return {
-                "control": {
-                    "rate_hz_target": round(1.0 / self.period, 3),
-                    "rate_hz_achieved": round((ticks - 1) / span, 3) if ticks > 1 else None,
-                    "period_ms": percentiles_ms(periods, ("p50", "p99", "max")),
-                    "ticks": ticks,
-                },
-                "fresh_action_ratio": round(self.kinds[TickKind.FRESH] / ticks, 4) if ticks else None,
-                "predicted_fresh_action_ratio": (
-                    round(min(1.0, self.num_workers * self.period / mean_t), 4) if inference_all else None
-                ),
-                "inference_ms_mean": round(mean_t * 1e3, 3) if inference_all else None,
-                "fallback_ticks": self.kinds[TickKind.FALLBACK] + self.kinds[TickKind.WATCHDOG],
-                "watchdog_ticks": self.kinds[TickKind.WATCHDOG],
-                "rejected_actions": sum(self.core.rejected.values()),
-                "rejected_by_reason": {k.value: v for k, v in self.core.rejected.items()},
-                "action_age_ms": percentiles_ms(self.ages, ("p50", "p99", "max")),
-                "workers": [
-                    {
-                        "id": w,
-                        "actions": self.worker_actions[w],
-                        "inference_ms": percentiles_ms(self.worker_inference[w], ("p50", "p99")),
-                    }
-                    for w in sorted(set(self.worker_actions) | set(range(self.num_workers)))
-                ],
-                "schedule": None
-                if sched is None
-                else {
-                    "revision": sched.revision,
-                    "num_workers": sched.num_workers,
-                    "inference_time_ms": round(sched.inference_time * 1e3, 3),
-                    "spacing_ms": round(sched.spacing * 1e3, 3),
-                    "lead_ms": round(sched.lead * 1e3, 3),
-                },
-            }
+        ticks = len(tick_times)
+        periods = np.diff(tick_times)
+        inference_all = (
+            np.concatenate([np.asarray(v) for v in inference.values()]) if inference else np.array([])
+        )
+        mean_t = float(inference_all.mean()) if inference_all.size else math.nan
+        span = tick_times[-1] - tick_times[0] if ticks > 1 else math.nan
+        return {
+            "control": {
+                "rate_hz_target": round(1.0 / self.period, 3),
+                "rate_hz_achieved": round((ticks - 1) / span, 3) if ticks > 1 else None,
+                "period_ms": percentiles_ms(periods, ("p50", "p99", "max")),
+                "ticks": ticks,
+            },
+            "fresh_action_ratio": round(kinds[TickKind.FRESH] / ticks, 4) if ticks else None,
+            "predicted_fresh_action_ratio": (
+                round(min(1.0, self.num_workers * self.period / mean_t), 4) if inference_all.size else None
+            ),
+            "inference_ms_mean": round(mean_t * 1e3, 3) if inference_all.size else None,
+            "fallback_ticks": kinds[TickKind.FALLBACK] + kinds[TickKind.WATCHDOG],
+            "watchdog_ticks": kinds[TickKind.WATCHDOG],
+            "rejected_actions": sum(rejected.values()),
+            "rejected_by_reason": rejected,
+            "action_age_ms": percentiles_ms(ages, ("p50", "p99", "max")),
+            "workers": [
+                {
+                    "id": w,
+                    "actions": actions.get(w, 0),
+                    "inference_ms": percentiles_ms(inference.get(w, []), ("p50", "p99")),
+                }
+                for w in sorted(set(actions) | set(range(self.num_workers)))
+            ],
+            "schedule": None
+            if sched is None
+            else {
+                "revision": sched.revision,
+                "num_workers": sched.num_workers,
+                "inference_time_ms": round(sched.inference_time * 1e3, 3),
+                "spacing_ms": round(sched.spacing * 1e3, 3),
+                "lead_ms": round(sched.lead * 1e3, 3),
+            },
+        }
 
     def _publish_diagnostics(self) -> None:
         stats = self.statistics()

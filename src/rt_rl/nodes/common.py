@@ -126,23 +126,24 @@ def diagnostic(node: Node, level: bytes, message: str, values: dict[str, Any]) -
 
 
 def set_realtime_priority(node: Node, priority: int) -> None:
-    """Put the calling thread under SCHED_FIFO (as ros2_control's `thread_priority` does).
+    """Put every thread of this process under SCHED_FIFO (as ros2_control's `thread_priority` does).
 
-    0 leaves normal scheduling. Needs CAP_SYS_NICE or an rtprio limit; without it the node warns and
-    goes on at normal priority rather than refusing to run.
+    The whole process, not just the timing thread: a FIFO thread that waits for the GIL held by a
+    normal-priority thread of its own process would inherit that thread's scheduling delays (priority
+    inversion). Threads started later inherit the policy. 0 leaves normal scheduling. Needs
+    CAP_SYS_NICE or an rtprio limit; without it the node warns and runs at normal priority.
     """
     if priority <= 0:
         return
     try:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+        for tid in os.listdir("/proc/self/task"):
+            os.sched_setscheduler(int(tid), os.SCHED_FIFO, os.sched_param(priority))
     except (PermissionError, OSError) as err:
-        node.get_logger().warning(
-            f"realtime priority {priority} not granted ({err}); running at normal priority"
-        )
+        node.get_logger().warning(f"realtime priority {priority} not granted ({err}); normal priority")
 
 
 REALTIME_PRIORITY = Param(
-    "realtime_priority", 0, "SCHED_FIFO priority of the timing thread; 0 = normal scheduling", 0, 99
+    "realtime_priority", 0, "SCHED_FIFO priority of the node's threads; 0 = normal scheduling", 0, 99
 )
 
 

@@ -21,6 +21,7 @@ from rt_rl.core.schedule import Schedule
 from rt_rl.nodes.common import (
     FRESHEST_QOS,
     LATCHED_QOS,
+    REALTIME_PRIORITY,
     ConfigError,
     Param,
     RtNode,
@@ -28,6 +29,7 @@ from rt_rl.nodes.common import (
     diagnostic,
     from_time_msg,
     run,
+    set_realtime_priority,
     to_time_msg,
 )
 from rt_rl.policy.runtime import load_policy
@@ -45,6 +47,7 @@ PARAMS = (
     Param("observation_topic", "/rt_rl/observation", "rt_rl_interfaces/Observation input"),
     Param("action_topic", "/rt_rl/action", "rt_rl_interfaces/Action output"),
     Param("schedule_topic", "/rt_rl/schedule", "rt_rl_interfaces/Schedule input (latched)"),
+    REALTIME_PRIORITY,
     Param("statistics_rate_hz", 1.0, "rate of diagnostics on /diagnostics", 0.1, 100.0),
 )
 
@@ -57,6 +60,7 @@ class InferenceWorker(RtNode):
     def __init__(self) -> None:
         super().__init__("inference_worker")
         p = declare(self, PARAMS)
+        set_realtime_priority(self, p["realtime_priority"])
         if p["worker_id"] >= p["num_workers"]:
             raise ConfigError(
                 f"parameter 'worker_id' {p['worker_id']} must be < num_workers {p['num_workers']}"
@@ -112,6 +116,11 @@ class InferenceWorker(RtNode):
             msg.spacing,
             msg.lead,
             from_time_msg(msg.epoch),
+        )
+        start, _ = self._schedule.next_start(self.worker_id, time.time())
+        self.get_logger().info(
+            f"schedule r{msg.revision}: spacing {msg.spacing * 1e3:.2f} ms, first slot in "
+            f"{(start - time.time()) * 1e3:.1f} ms"
         )
         if msg.num_workers <= self.worker_id:
             self.get_logger().error(

@@ -57,7 +57,7 @@ class MujocoSim(RtNode):
             raise ConfigError(str(err)) from None
         self.env = make_env(self.task, frame_skip, p["episode_seconds"], seed=p["seed"])
         self.dt = float(self.env.unwrapped.dt)
-        self.priority = p["realtime_priority"]
+        set_realtime_priority(self, p["realtime_priority"])
         self._command = np.zeros(self.task.action_dim)
         self._lock = threading.Lock()
         self.bad_commands = 0
@@ -86,7 +86,6 @@ class MujocoSim(RtNode):
             self._command = np.array(msg.data)
 
     def _loop(self) -> None:
-        set_realtime_priority(self, self.priority)
         # Drift-free: step k is due at start + k*dt on the monotonic clock.
         start = time.monotonic()
         self._start_wall = start

@@ -17,6 +17,7 @@ from std_msgs.msg import Float64MultiArray
 from rt_rl.core.observation import ObservationBuilder, reorder_joint_state
 from rt_rl.nodes.common import (
     FRESHEST_QOS,
+    REALTIME_PRIORITY,
     SENSOR_QOS,
     ConfigError,
     Param,
@@ -24,6 +25,7 @@ from rt_rl.nodes.common import (
     declare,
     diagnostic,
     run,
+    set_realtime_priority,
 )
 from rt_rl.policy.runtime import read_policy_info
 from rt_rl.tasks import TASKS, get_task
@@ -41,6 +43,7 @@ PARAMS = (
         "reward_topic", "/rt_rl/reward", "episode boundaries (rt_rl_interfaces/Reward); optional on a robot"
     ),
     Param("observation_topic", "/rt_rl/observation", "rt_rl_interfaces/Observation output"),
+    REALTIME_PRIORITY,
     Param("statistics_rate_hz", 1.0, "rate of diagnostics on /diagnostics", 0.1, 100.0),
 )
 
@@ -49,6 +52,7 @@ class SensorIngest(RtNode):
     def __init__(self) -> None:
         super().__init__("sensor_ingest")
         p = declare(self, PARAMS)
+        set_realtime_priority(self, p["realtime_priority"])
         try:
             task = get_task(p["task"])
             history, mean, std = p["action_history"], None, None
