@@ -4,15 +4,16 @@ Paper A staggers N workers so that completions are spread evenly, one every T/N 
 the released per-process sleeps (which drift and do not recover from an underestimated T), every
 worker derives its start times from one grid published by the arbiter:
 
-    completion slot k        c_k   = epoch + k * spacing
+    slot k                   c_k   = epoch + k * spacing
     worker owning slot k     w     = k mod N
     worker start for slot k  s_k   = c_k - lead,   lead = T + margin
 
     spacing = max(control_period, T / N)
 
-With N >= T / period the spacing is one control period and the epoch is put `margin` before an
-arbiter tick, so every tick finds an action that completed just before it: fresh-action ratio 1 and
-the smallest possible action age (about T + margin). With fewer workers the spacing is T/N, one action
+A worker started at s_k finishes `margin` before c_k (the margin covers transport). With
+N >= T / period the spacing is one control period and the epoch is an arbiter tick, so every tick
+finds an action that completed just before it: fresh-action ratio 1 and the smallest possible action
+age (about T + margin). With fewer workers the spacing is T/N, one action
 every T/N seconds, and the fresh ratio is min(1, N * period / T), the theoretical value.
 
 The arbiter recomputes the grid whenever its estimate of T moves by more than `retune_tolerance`; the
@@ -63,7 +64,7 @@ def make_schedule(
     margin: float = 0.001,
     revision: int = 1,
 ) -> Schedule:
-    """Lay a grid whose first completion is `margin` before an arbiter tick at or after `not_before`.
+    """Lay a grid whose first slot is an arbiter tick, late enough that no start is before `not_before`.
 
     `tick_phase` is any arbiter tick time (ticks are tick_phase + n*control_period).
     """
@@ -73,10 +74,8 @@ def make_schedule(
         raise ValueError("control_period and inference_time must be > 0")
     spacing = max(control_period, inference_time / num_workers)
     lead = inference_time + margin
-    # First completion slot: a tick minus margin, late enough that every worker can still start it.
-    earliest = not_before + lead + margin
-    n = math.ceil((earliest - tick_phase) / control_period)
-    epoch = tick_phase + n * control_period - margin
+    n = math.ceil((not_before + lead - tick_phase) / control_period)
+    epoch = tick_phase + n * control_period
     return Schedule(revision, num_workers, control_period, inference_time, spacing, lead, epoch)
 
 

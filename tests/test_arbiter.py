@@ -1,0 +1,113 @@
+"""The arbiter's decision: freshest valid action, rejections, fallbacks, watchdog, clamping."""
+
+import math
+
+import numpy as np
+import pytest
+
+from rt_rl.core.arbiter import ArbiterConfig, ArbiterCore, Fallback, Rejection, TickKind, TimedAction
+
+
+def action(data, stamp, seq, worker=0):
+    return TimedAction(np.asarray(data, dtype=float), stamp, seq, worker)
+
+
+def core(**kw):
+    cfg = dict(action_dim=2, lower=[-1, -1], upper=[1, 1], max_action_age=0.1)
+    cfg.update(kw)
+    return ArbiterCore(ArbiterConfig(**cfg))
+
+
+def test_freshest_observation_wins_not_latest_arrival():
+    a = core()
+    a.offer(action([0.1, 0.1], stamp=10.02, seq=2, worker=1), now=10.05)
+    a.offer(action([0.2, 0.2], stamp=10.01, seq=1, worker=0), now=10.051)  # older obs, arrived later
+    d = a.tick(10.06)
+    assert d.kind is TickKind.FRESH and d.action.worker_id == 1
+    assert d.action_age == pytest.approx(0.04)
+    np.testing.assert_allclose(d.command, [0.1, 0.1])
+
+
+def test_each_action_actuated_once_then_fallback():
+    a = core(fallback="hold")
+    a.offer(action([0.5, -0.5], 1.0, 1), 1.0)
+    assert a.tick(1.01).kind is TickKind.FRESH
+    d = a.tick(1.02)
+    assert d.kind is TickKind.FALLBACK
+    np.testing.assert_allclose(d.command, [0.5, -0.5])  # held
+
+
+@pytest.mark.parametrize("fallback,expected", [("zero", [0, 0]), ("default", [0.3, -0.2])])
+def test_zero_and_default_fallbacks(fallback, expected):
+    a = core(fallback=fallback, default_command=[0.3, -0.2])
+    a.offer(action([0.5, 0.5], 1.0, 1), 1.0)
+    a.tick(1.01)
+    np.testing.assert_allclose(a.tick(1.02).command, expected)
+
+
+@pytest.mark.parametrize(
+    "data,reason",
+    [
+        ([0.1], Rejection.SIZE),
+        ([0.1, 0.2, 0.3], Rejection.SIZE),
+        ([math.nan, 0], Rejection.NOT_FINITE),
+        ([math.inf, 0], Rejection.NOT_FINITE),
+    ],
+)
+def test_malformed_actions_rejected(data, reason):
+    a = core()
+    assert a.offer(action(data, 1.0, 1), 1.0) is reason
+    assert a.rejected[reason] == 1
+    assert a.tick(1.01).kind is TickKind.WATCHDOG  # nothing valid ever came: safe command
+
+
+def test_out_of_order_and_stale_rejected():
+    a = core()
+    a.offer(action([0, 0], 1.0, 5), 1.0)
+    a.tick(1.01)
+    assert a.offer(action([0, 0], 0.99, 4), 1.02) is Rejection.OUT_OF_ORDER
+    assert a.offer(action([0, 0], 1.0, 5), 1.02) is Rejection.OUT_OF_ORDER  # same observation again
+    assert a.offer(action([0, 0], 1.5, 6), 1.7) is Rejection.STALE
+
+
+def test_action_that_goes_stale_before_its_tick_is_not_actuated():
+    a = core()
+    assert a.offer(action([0.2, 0.2], 1.0, 1), 1.05) is None
+    d = a.tick(1.2)
+    assert d.kind is TickKind.WATCHDOG
+    assert a.rejected[Rejection.STALE] == 1
+
+
+def test_watchdog_goes_to_safe_command_when_hold_gets_too_old():
+    a = core(fallback="hold", safe_command=[0.0, 0.1])
+    a.offer(action([0.9, 0.9], 1.0, 1), 1.0)
+    a.tick(1.01)
+    assert a.tick(1.05).kind is TickKind.FALLBACK
+    d = a.tick(1.11)
+    assert d.kind is TickKind.WATCHDOG
+    np.testing.assert_allclose(d.command, [0.0, 0.1])
+
+
+def test_commands_are_clamped():
+    a = core(lower=[-0.5, 0.0], upper=[0.5, 1.0])
+    a.offer(action([3.0, -3.0], 1.0, 1), 1.0)
+    np.testing.assert_allclose(a.tick(1.01).command, [0.5, 0.0])
+
+
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        (dict(action_dim=0), "action_dim"),
+        (dict(lower=[0, 0, 0]), "lower"),
+        (dict(max_action_age=0), "max_action_age"),
+        (dict(fallback="brake"), "brake"),
+        (dict(lower=[1, 1], upper=[0, 0]), "lower limits"),
+    ],
+)
+def test_bad_config_refused(kw, match):
+    with pytest.raises(ValueError, match=match):
+        core(**kw)
+
+
+def test_fallback_enum_accepts_strings():
+    assert ArbiterConfig(action_dim=1, fallback="zero").fallback is Fallback.ZERO
