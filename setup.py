@@ -30,6 +30,7 @@ setup(
             "sensor_ingest = rt_rl.nodes.sensor_ingest:main",
             "inference_worker = rt_rl.nodes.inference_worker:main",
             "actuator_arbiter = rt_rl.nodes.actuator_arbiter:main",
+            "bag_recorder = rt_rl.nodes.bag_recorder:main",
         ],
     },
 )

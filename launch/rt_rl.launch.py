@@ -15,7 +15,14 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction, Shutdown
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from rt_rl.graph import describe_graph, expand_params, graph_setting, load_params, write_params
+from rt_rl.graph import (
+    describe_graph,
+    expand_params,
+    graph_setting,
+    load_params,
+    wants_recording,
+    write_params,
+)
 
 
 def _nodes(context):
@@ -30,7 +37,7 @@ def _nodes(context):
     )
     with_sim = LaunchConfiguration("with_sim").perform(context).lower() in ("1", "true", "yes")
     actions = []
-    for spec in describe_graph(n):
+    for spec in describe_graph(n, wants_recording(params)):
         if spec.name == "mujoco_sim" and not with_sim:
             continue
         actions.append(

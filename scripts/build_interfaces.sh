@@ -12,7 +12,7 @@ py="$VIRTUAL_ENV/bin/python"
 # point them at this venv's Python and numpy headers (idempotent).
 py_inc=$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
 np_inc=$("$py" -c 'import numpy; print(numpy.get_include())')
-grep -rl --include='*.cmake' '/opt/python/cp311-cp311' "$VIRTUAL_ENV/share" 2>/dev/null | while read -r f; do
+{ grep -rl --include='*.cmake' '/opt/python/cp311-cp311' "$VIRTUAL_ENV/share" 2>/dev/null || true; } | while read -r f; do
   sed -i -e "s#/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/_core/include#$np_inc#g" \
          -e "s#/opt/python/cp311-cp311/include/python3.11#$py_inc#g" "$f"
 done

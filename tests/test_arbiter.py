@@ -66,7 +66,8 @@ def test_out_of_order_and_stale_rejected():
     a.offer(action([0, 0], 1.0, 5), 1.0)
     a.tick(1.01)
     assert a.offer(action([0, 0], 0.99, 4), 1.02) is Rejection.OUT_OF_ORDER
-    assert a.offer(action([0, 0], 1.0, 5), 1.02) is Rejection.OUT_OF_ORDER  # same observation again
+    assert a.offer(action([0, 0], 1.0, 5), 1.02) is Rejection.DUPLICATE  # same worker, same observation
+    assert a.offer(action([0, 0], 1.0, 5, worker=1), 1.02) is None  # another worker's take on it is new
     assert a.offer(action([0, 0], 1.5, 6), 1.7) is Rejection.STALE
 
 

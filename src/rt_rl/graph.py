@@ -18,6 +18,11 @@ import yaml
 
 GLOBAL = "/**"
 WORKER = "inference_worker"
+RECORDER = "bag_recorder"
+
+
+def wants_recording(params: dict[str, Any]) -> bool:
+    return RECORDER in params
 
 
 @dataclass(frozen=True)
@@ -31,9 +36,11 @@ class NodeSpec:
     parameters: dict[str, Any] = field(default_factory=dict)  # per-instance overrides
 
 
-def describe_graph(num_workers: int) -> list[NodeSpec]:
-    """Robot first (sensors flowing), then ingest, workers, and the arbiter that drives them."""
-    nodes = [
+def describe_graph(num_workers: int, record: bool = False) -> list[NodeSpec]:
+    """Recorder first (nothing is missed), robot (sensors flowing), ingest, workers, and the arbiter
+    that drives them. `record` adds the bag recorder (a params file with a `bag_recorder` section)."""
+    nodes = [NodeSpec("bag_recorder", "rt_rl.nodes.bag_recorder", "bag_recorder", stage=-1)] if record else []
+    nodes += [
         NodeSpec("mujoco_sim", "rt_rl.nodes.mujoco_sim", "mujoco_sim", stage=0),
         NodeSpec("sensor_ingest", "rt_rl.nodes.sensor_ingest", "sensor_ingest", stage=1),
     ]

@@ -24,7 +24,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rt_rl.graph import NodeSpec, ParamsFileError, describe_graph, expand_params, graph_setting, load_params
+from rt_rl.graph import (
+    RECORDER,
+    NodeSpec,
+    ParamsFileError,
+    describe_graph,
+    expand_params,
+    graph_setting,
+    load_params,
+    wants_recording,
+)
 from rt_rl.graph import write_params as write_params_file
 
 EXIT_OK, EXIT_CONFIG, EXIT_CHILD_DIED, EXIT_STARTUP, EXIT_INTERRUPTED = 0, 2, 3, 4, 130
@@ -160,6 +169,7 @@ class Launcher:
         self._interrupted = False
         self.children: list[Child] = []
         self.cpu: dict[str, float | None] = {}
+        self.record = False
 
     def log(self, text: str) -> None:
         if not self.o.quiet:
@@ -185,8 +195,13 @@ class Launcher:
             worker_overrides["synthetic_latency"] = float(self.o.synthetic_latency)
         run_dir = Path(self.o.run_dir or f"runs/{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
         (run_dir / "logs").mkdir(parents=True, exist_ok=True)
-        expanded = write_params_file(expand_params(params, n, worker_overrides), run_dir / "params.yaml")
-        return run_dir, expanded, n
+        expanded = expand_params(params, n, worker_overrides)
+        self.record = wants_recording(params)
+        if self.record:  # the bag goes into the run directory unless the file says otherwise
+            rec = expanded[RECORDER]["ros__parameters"]
+            rec.setdefault("output_dir", str((run_dir / "bag").resolve()))
+            rec.setdefault("params_snapshot", str((run_dir / "params.yaml").resolve()))
+        return run_dir, write_params_file(expanded, run_dir / "params.yaml"), n
 
     # --- main ---------------------------------------------------------------------------------------
     def run(self) -> int:
@@ -207,7 +222,7 @@ class Launcher:
                     run_dir / "logs" / f"{spec.name}.log",
                     self.o.echo_logs,
                 )
-                for spec in describe_graph(n)
+                for spec in describe_graph(n, self.record)
             ]
             self.log(
                 f"{len(self.children)} nodes, {n} worker(s), ROS_DOMAIN_ID={os.environ.get('ROS_DOMAIN_ID', '0')}, "
@@ -364,6 +379,7 @@ class Launcher:
                 "episodes": sim.get("episodes"),
                 "mean_episode_return": sim.get("mean_episode_return"),
             },
+            "bag": (monitor.get(RECORDER) or ("", {}))[1].get("path"),
             "cpu_seconds": {k: (round(v, 2) if v is not None else None) for k, v in self.cpu.items()},
             "measurement": (
                 "arbiter: control period = difference of consecutive command publish times (monotonic clock, "

@@ -3,7 +3,9 @@
 Each tick it actuates the freshest valid action that has not been actuated yet. "Freshest" is the
 newest observation stamp (not the newest arrival: with staggered workers a slow worker can deliver an
 older observation's action after a faster one). Rejected on arrival: wrong size, NaN/inf, an
-observation older than the last actuated one (out of order), or older than `max_action_age`. When no
+observation older than the last actuated one (out of order), the same worker's action for the same
+observation again (duplicate), or older than `max_action_age`. Another worker's action computed from
+the same observation is a new action (its pipeline state differs); its age shows it is not newer. When no
 fresh action is there the fallback applies (hold the last command, zero, or a default command), and
 when even the held command's observation is older than `max_action_age` the watchdog switches to the
 safe command. Every command leaves clamped to the limits.
@@ -35,6 +37,7 @@ class Rejection(enum.StrEnum):
     SIZE = "size"
     NOT_FINITE = "not_finite"
     OUT_OF_ORDER = "out_of_order"
+    DUPLICATE = "duplicate"
     STALE = "stale"
 
 
@@ -99,6 +102,7 @@ class ArbiterCore:
         )
         self._pending: TimedAction | None = None  # freshest valid action not yet actuated
         self._last_seq = -1  # observation seq of the last actuated action
+        self._last_worker = -1
         self._last_stamp = -math.inf  # observation stamp behind the current command
         self._command = self._safe.copy()
 
@@ -122,8 +126,10 @@ class ArbiterCore:
             return Rejection.SIZE
         if not np.all(np.isfinite(data)):
             return Rejection.NOT_FINITE
-        if action.observation_seq <= self._last_seq or action.observation_stamp < self._last_stamp:
+        if action.observation_seq < self._last_seq or action.observation_stamp < self._last_stamp:
             return Rejection.OUT_OF_ORDER
+        if action.observation_seq == self._last_seq and action.worker_id == self._last_worker:
+            return Rejection.DUPLICATE
         if now - action.observation_stamp > self.config.max_action_age:
             return Rejection.STALE
         return None
@@ -134,6 +140,7 @@ class ArbiterCore:
         if action is not None and now - action.observation_stamp <= self.config.max_action_age:
             self._command = np.clip(np.asarray(action.data, dtype=np.float64), self._lower, self._upper)
             self._last_seq, self._last_stamp = action.observation_seq, action.observation_stamp
+            self._last_worker = action.worker_id
             return TickDecision(TickKind.FRESH, self._command, action, now - action.observation_stamp)
         if action is not None:  # went stale while waiting for this tick
             self.rejected[Rejection.STALE] += 1

@@ -95,7 +95,7 @@ class InferenceTimeEstimator:
     inference miss its tick.
     """
 
-    def __init__(self, window: int = 50, percentile: float = 90.0) -> None:
+    def __init__(self, window: int = 50, percentile: float = 95.0) -> None:
         self.window = window
         self.percentile = percentile
         self._samples: list[float] = []

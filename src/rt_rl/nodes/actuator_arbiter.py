@@ -64,8 +64,10 @@ PARAMS = (
     Param(
         "max_action_age", 0.25, "seconds; older actions are rejected and the watchdog goes safe", 0.001, 60.0
     ),
-    Param("schedule_margin", 0.001, "seconds a completion is planned before its tick (transport)", 0.0, 1.0),
-    Param("warmup_samples", 10, "inference times measured before the first schedule", 1, 10000),
+    Param("schedule_margin", 0.002, "seconds a completion is planned before its tick (transport)", 0.0, 1.0),
+    Param(
+        "warmup_samples", 10, "inference times measured from each worker before the first schedule", 1, 10000
+    ),
     Param("retune_tolerance", 0.15, "relative change of T that re-lays the grid", 0.01, 10.0),
     Param("action_topic", "/rt_rl/action", "rt_rl_interfaces/Action input"),
     Param("command_topic", "/rt_rl/command", "std_msgs/Float64MultiArray output"),
@@ -129,6 +131,8 @@ class ActuatorArbiter(RtNode):
         self.worker_actions: dict[int, int] = defaultdict(int)
         self.worker_inference: dict[int, list[float]] = defaultdict(list)
         self.ticks_total = 0
+        self.worker_revision: dict[int, int] = {}  # schedule revision each worker last followed
+        self.worker_samples: dict[int, int] = defaultdict(int)  # actions heard from each worker
         self._last_wall_tick = 0.0
 
         self.cmd_pub = self.create_publisher(Float64MultiArray, p["command_topic"], FRESHEST_QOS)
@@ -152,6 +156,8 @@ class ActuatorArbiter(RtNode):
             msg.worker_id,
         )
         with self._lock:
+            self.worker_revision[msg.worker_id] = msg.schedule_revision
+            self.worker_samples[msg.worker_id] += 1
             self.estimator.add(duration)
             if self.stats_start is not None:
                 self.worker_actions[msg.worker_id] += 1
@@ -200,12 +206,19 @@ class ActuatorArbiter(RtNode):
     def _maybe_schedule(self) -> None:
         """Timer (executor thread, off the control path): lay or re-lay the grid from measured T."""
         with self._lock:
-            if len(self.estimator) < self.warmup_samples or not self._last_wall_tick:
+            # Every worker must be heard from (its actions reach us) and must hear the schedule
+            # (DDS discovery of a late-joining endpoint can take seconds on a busy machine).
+            heard_all = all(self.worker_samples[w] >= self.warmup_samples for w in range(self.num_workers))
+            if not heard_all or not self._last_wall_tick:
                 return
+        if self.schedule is None and self.sched_pub.get_subscription_count() < self.num_workers:
+            return
+        with self._lock:
             estimate = self.estimator.estimate()
             current = self.schedule
             wall_tick = self._last_wall_tick
         if current is not None and not needs_retune(current, estimate, self.retune_tolerance):
+            self._publish_schedule(current)  # again: a lost latched sample is otherwise repaired in seconds
             return
         # The new grid starts after every inference of the old one has finished.
         lead = current.lead if current else estimate
@@ -220,6 +233,13 @@ class ActuatorArbiter(RtNode):
         )
         with self._lock:
             self.schedule = schedule
+        self._publish_schedule(schedule)
+        self.get_logger().info(
+            f"schedule r{schedule.revision}: N={schedule.num_workers} T={estimate * 1e3:.2f} ms "
+            f"spacing={schedule.spacing * 1e3:.2f} ms predicted fresh ratio {schedule.predicted_fresh_ratio():.3f}"
+        )
+
+    def _publish_schedule(self, schedule: Schedule) -> None:
         msg = ScheduleMsg(
             revision=schedule.revision,
             num_workers=schedule.num_workers,
@@ -231,10 +251,6 @@ class ActuatorArbiter(RtNode):
         )
         msg.header.stamp = to_time_msg(time.time())
         self.sched_pub.publish(msg)
-        self.get_logger().info(
-            f"schedule r{schedule.revision}: N={schedule.num_workers} T={estimate * 1e3:.2f} ms "
-            f"spacing={schedule.spacing * 1e3:.2f} ms predicted fresh ratio {schedule.predicted_fresh_ratio():.3f}"
-        )
 
     # --- reporting ----------------------------------------------------------------------------------
     def statistics(self) -> dict:

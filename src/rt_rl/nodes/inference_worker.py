@@ -108,6 +108,8 @@ class InferenceWorker(RtNode):
         self._have_obs.set()
 
     def _on_schedule(self, msg: ScheduleMsg) -> None:
+        if self._schedule is not None and msg.revision == self._schedule.revision:
+            return  # the arbiter repeats the latched schedule; only a new revision matters
         self._schedule = Schedule(
             msg.revision,
             msg.num_workers,
@@ -153,7 +155,7 @@ class InferenceWorker(RtNode):
                 self._infer_once()
 
     def _infer_once(self) -> None:
-        obs = self._obs
+        obs, sched = self._obs, self._schedule
         if obs is None:
             return
         start = time.time()
@@ -173,6 +175,7 @@ class InferenceWorker(RtNode):
             inference_start=to_time_msg(start),
             inference_end=to_time_msg(end),
             policy_version=self.policy.version,
+            schedule_revision=sched.revision if sched else 0,
             data=action.tolist(),
         )
         msg.header.stamp = to_time_msg(end)

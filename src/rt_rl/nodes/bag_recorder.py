@@ -1,0 +1,114 @@
+"""bag_recorder: writes what an offline learner needs into a rosbag2 bag (MCAP or sqlite3).
+
+States, observations, actions with their timing, executed commands, rewards with episode boundaries,
+the schedule and the diagnostics, each subscribed raw (the exact bytes from the wire, no
+re-serialisation) and written with `rosbags` at receive time. The expanded params file of the run is
+copied next to the bag. `ros2 bag info/play` and rosbags' Reader read it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import threading
+import time
+from pathlib import Path
+
+from ament_index_python.packages import get_package_share_directory
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+from rt_rl_interfaces.msg import Action, Observation, Reward, Schedule
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
+
+from rt_rl.nodes.common import LATCHED_QOS, ConfigError, Param, RtNode, declare, diagnostic, run
+
+# (parameter holding the topic name, ROS type, rosbags type name, QoS depth or profile)
+STREAMS = (
+    ("joint_states_topic", "/joint_states", JointState, "sensor_msgs/msg/JointState", 100),
+    ("observation_topic", "/rt_rl/observation", Observation, "rt_rl_interfaces/msg/Observation", 100),
+    ("action_topic", "/rt_rl/action", Action, "rt_rl_interfaces/msg/Action", 100),
+    ("command_topic", "/rt_rl/command", Float64MultiArray, "std_msgs/msg/Float64MultiArray", 100),
+    ("reward_topic", "/rt_rl/reward", Reward, "rt_rl_interfaces/msg/Reward", 100),
+    ("schedule_topic", "/rt_rl/schedule", Schedule, "rt_rl_interfaces/msg/Schedule", LATCHED_QOS),
+    ("diagnostics_topic", "/diagnostics", DiagnosticArray, "diagnostic_msgs/msg/DiagnosticArray", 100),
+)
+
+PARAMS = (
+    Param("output_dir", "bags/rt_rl", "bag directory; must not exist yet (a timestamp is appended)"),
+    Param("storage", "mcap", "rosbag2 storage plugin", choices=("mcap", "sqlite3")),
+    Param("params_snapshot", "", "params file copied next to the bag ('' = none)"),
+    Param("statistics_rate_hz", 1.0, "rate of diagnostics on /diagnostics", 0.1, 100.0),
+    *(Param(name, default, f"topic to record ({ros_type})") for name, default, _, ros_type, _ in STREAMS),
+)
+
+
+def rt_rl_typestore():
+    """ROS 2 Kilted's types plus rt_rl_interfaces, read from the installed .msg files."""
+    store = get_typestore(Stores.ROS2_KILTED)
+    try:
+        share = Path(get_package_share_directory("rt_rl_interfaces")) / "msg"
+    except (OSError, LookupError, ValueError):  # a venv install has no AMENT_PREFIX_PATH
+        share = Path(sys.prefix) / "share" / "rt_rl_interfaces" / "msg"
+    types = {}
+    for msg in sorted(share.glob("*.msg")):
+        types.update(get_types_from_msg(msg.read_text(), f"rt_rl_interfaces/msg/{msg.stem}"))
+    store.register(types)
+    return store
+
+
+class BagRecorder(RtNode):
+    def __init__(self) -> None:
+        super().__init__("bag_recorder")
+        p = declare(self, PARAMS)
+        self.path = Path(f"{p['output_dir']}_{time.strftime('%Y%m%d-%H%M%S')}")
+        if self.path.exists():
+            raise ConfigError(f"parameter 'output_dir': {self.path} exists already")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        store = rt_rl_typestore()
+        plugin = StoragePlugin.MCAP if p["storage"] == "mcap" else StoragePlugin.SQLITE3
+        self.writer = Writer(self.path, version=9, storage_plugin=plugin)
+        self.writer.open()
+        self._lock = threading.Lock()
+        self.counts: dict[str, int] = {}
+        for name, _, ros_type, bag_type, qos in STREAMS:
+            topic = p[name]
+            if not topic:
+                continue
+            connection = self.writer.add_connection(topic, bag_type, typestore=store)
+            self.counts[topic] = 0
+            self.create_subscription(ros_type, topic, self._writer_for(topic, connection), qos, raw=True)
+        if p["params_snapshot"]:
+            shutil.copy(p["params_snapshot"], self.path / "params.yaml")
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_timer(1.0 / p["statistics_rate_hz"], self._publish_diagnostics)
+        self.get_logger().info(f"recording {len(self.counts)} topics to {self.path}")
+
+    def _writer_for(self, topic: str, connection):
+        def write(raw: bytes) -> None:
+            with self._lock:
+                if self.writer is not None:
+                    self.writer.write(connection, time.time_ns(), raw)
+                    self.counts[topic] += 1
+
+        return write
+
+    def _publish_diagnostics(self) -> None:
+        values = {"path": str(self.path), "messages": dict(self.counts)}
+        self.diag_pub.publish(diagnostic(self, DiagnosticStatus.OK, "recording", values))
+
+    def on_shutdown(self) -> None:
+        with self._lock:
+            if self.writer is not None:
+                self.writer.close()  # writes metadata.yaml: without it the bag is not a bag
+                self.writer = None
+        self.get_logger().info(f"bag closed: {self.path} {self.counts}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run("bag_recorder", BagRecorder, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
