@@ -12,15 +12,18 @@ What is learned, in the time units of `timing_env` (tick = one control period of
 - Replay: one row per tick: the observation at that tick (with the executed-command history), the
   command the actuator really applied (fallbacks included), the tick's reward, termination. Rows of an
   episode are contiguous; sampled ticks never reach across an episode boundary.
-- Critic: Q(o_tau, c_tau) on the current, undelayed observation and the executed command (training
-  only; the world is Markov in (o_tau, c_tau) with history). Target action at tau+1: what the current
-  actor would apply there.
-- Actor: the command applied at tick tau was computed by a worker that started at tau - D from the
-  observations at tau - D - i*N*s, i = L..0. Those L+1 observations are unrolled through the pipeline
-  from the reset state (ticks before the episode start masked, as the live state was reset there) and
-  the last returned action is scored by the critic at (o_tau, .). With L+1 observations the zero start
-  state no longer matters (see networks.receptive_ticks), so training sees exactly what deployment does.
-  Approximation: when s > 1 some ticks hold an older action; the actor is still scored at every tick.
+- Critic (training only): the delayed problem made Markov. At tick t the D commands already in flight
+  (applied at t..t+D-1) are known; the decision of the worker starting at t is applied at t+D. The
+  critic sees x_t = (o_t, those D commands) with o_t the current, undelayed observation (with history),
+  and scores the decision: Q(x_t, c_{t+D}), target r_t + gamma * Q(x_{t+1}, pi(t+1)). With D = 0 this
+  is the plain critic Q(o_t, c_t) of paper B.
+- Actor: the worker starting at tick t acts on the observations at t - i*N*s, i = L..0 (its own pipeline
+  ticks). Those L+1 observations are unrolled through the pipeline from the reset state (ticks before
+  the episode start masked, as the live state was reset there) and the last returned action is scored
+  by the critic at x_t. With L+1 observations the zero start state no longer matters (see
+  networks.receptive_ticks), so training sees exactly what deployment does. The trainer computes only
+  the diagonal of that unroll the last action depends on (`last_head`, equal to `unroll`, tested).
+  Approximation: when s > 1 some ticks hold an older command; every tick is still treated as a decision.
 
 Outputs in --out: progress.csv (one row per episode), eval.jsonl (periodic deterministic evaluation
 and losses), policy.pt (the worker-loadable checkpoint, runtime.save_checkpoint; best_policy.pt: the one with the best
@@ -101,7 +104,10 @@ class Critic(nn.Module):
     def __init__(self, obs_dim: int, act_dim: int, hidden: int) -> None:
         super().__init__()
         self.net = nn.Sequential(
-            nn.Linear(obs_dim + act_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+            nn.Linear(obs_dim + act_dim, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
             nn.Linear(hidden, 1),
         )
 
@@ -133,19 +139,21 @@ class TickReplay:
         self.rew = np.zeros(capacity, np.float32)
         self.term = np.zeros(capacity, np.float32)
         self.ep_start = np.zeros(capacity, np.int64)
+        self.ep_end = np.zeros(capacity, np.int64)  # final-observation row of each row's episode
         self.valid = np.zeros(capacity, np.int64)
         self.n = 0  # rows written
         self.n_valid = 0
         self._start = 0
 
     def _grow(self) -> None:
-        for name in ("obs", "cmd", "rew", "term", "ep_start", "valid"):
+        for name in ("obs", "cmd", "rew", "term", "ep_start", "ep_end", "valid"):
             arr = getattr(self, name)
             setattr(self, name, np.concatenate((arr, np.zeros_like(arr))))
 
     def start_episode(self, obs: np.ndarray) -> None:
         if self.n >= len(self.obs):
             self._grow()
+        self.ep_end[self._start : self.n] = self.n - 1  # close the previous episode
         self._start = self.n
         self.obs[self.n], self.ep_start[self.n] = obs, self.n
         self.n += 1
@@ -160,18 +168,25 @@ class TickReplay:
         self.obs[self.n], self.ep_start[self.n] = next_obs, self._start
         self.n += 1
 
+    def episode_end(self, rows: np.ndarray) -> np.ndarray:
+        """Final-observation row of each row's episode (the running episode ends at the last row)."""
+        return np.where(self.ep_start[rows] == self._start, self.n - 1, self.ep_end[rows])
+
     def state(self) -> dict:
-        return {k: getattr(self, k)[: self.n].copy() for k in ("obs", "cmd", "rew", "term", "ep_start")} | {
-            "valid": self.valid[: self.n_valid].copy(), "n": self.n, "n_valid": self.n_valid,
+        return {k: getattr(self, k)[: self.n].copy() for k in ("obs", "cmd", "rew", "term", "ep_start", "ep_end")} | {
+            "valid": self.valid[: self.n_valid].copy(),
+            "n": self.n,
+            "n_valid": self.n_valid,
         }
 
     @classmethod
     def from_state(cls, s: dict) -> TickReplay:
         r = cls(s["obs"].shape[1], s["cmd"].shape[1], max(4096, 2 * s["n"]))
-        for k in ("obs", "cmd", "rew", "term", "ep_start"):
+        for k in ("obs", "cmd", "rew", "term", "ep_start", "ep_end"):
             getattr(r, k)[: s["n"]] = s[k]
         r.valid[: s["n_valid"]] = s["valid"]
         r.n, r.n_valid = s["n"], s["n_valid"]
+        r._start = int(r.ep_start[r.n - 1])
         return r
 
 
@@ -181,7 +196,9 @@ class SAC:
     def __init__(self, cfg: SACConfig, input_dim: int, act_dim: int, stride: int) -> None:
         self.cfg, self.act_dim, self.stride = cfg, act_dim, stride
         self.actor: LayeredActor = build_network(cfg.arch, input_dim, act_dim, cfg.hidden, cfg.depth)
-        self.q1, self.q2, self.q1_t, self.q2_t = (Critic(input_dim, act_dim, cfg.critic_hidden) for _ in range(4))
+        self.q1, self.q2, self.q1_t, self.q2_t = (
+            Critic(input_dim + cfg.delay * act_dim, act_dim, cfg.critic_hidden) for _ in range(4)
+        )
         self.q1_t.load_state_dict(self.q1.state_dict())
         self.q2_t.load_state_dict(self.q2.state_dict())
         self.q_opt = torch.optim.Adam([*self.q1.parameters(), *self.q2.parameters()], lr=cfg.q_lr)
@@ -193,8 +210,16 @@ class SAC:
         self._offsets = stride * np.arange(-(cfg.seq_len - 1), 1)  # L+1 ticks at the worker stride
 
     def modules(self) -> dict[str, nn.Module | torch.optim.Optimizer]:
-        return {"actor": self.actor, "q1": self.q1, "q2": self.q2, "q1_t": self.q1_t, "q2_t": self.q2_t,
-                "q_opt": self.q_opt, "pi_opt": self.pi_opt, "a_opt": self.a_opt}
+        return {
+            "actor": self.actor,
+            "q1": self.q1,
+            "q2": self.q2,
+            "q1_t": self.q1_t,
+            "q2_t": self.q2_t,
+            "q_opt": self.q_opt,
+            "pi_opt": self.pi_opt,
+            "a_opt": self.a_opt,
+        }
 
     @property
     def alpha(self) -> float:
@@ -210,23 +235,31 @@ class SAC:
         # only the last returned head is needed: the exact one-pass diagonal of the unroll (tested)
         return squashed_gaussian(self.actor.last_head(seq, mask), self.act_dim)
 
+    def _pending(self, rb: TickReplay, base: np.ndarray, end: np.ndarray) -> tuple[torch.Tensor, ...]:
+        """Critic state and action at tick `base`: obs ++ the D commands already in flight (applied at
+        base..base+D-1), and the decision applied at base+D. Commands past the episode end are zeros."""
+        idx = base[:, None] + np.arange(self.cfg.delay + 1)[None, :]
+        ok = idx < end[:, None]  # rows that have an applied command
+        cmds = rb.cmd[np.minimum(idx, end[:, None])] * ok[..., None]
+        x = np.concatenate((rb.obs[base], cmds[:, :-1].reshape(len(base), -1)), 1)
+        return torch.from_numpy(x), torch.from_numpy(cmds[:, -1]), torch.from_numpy(ok[:, -1])
+
     def update(self, rb: TickReplay, rng: np.random.Generator) -> dict[str, float]:
-        cfg, D = self.cfg, cfg_delay(self.cfg)
+        cfg = self.cfg
         rows = rb.valid[rng.integers(0, rb.n_valid, cfg.batch_size)]
-        start = rb.ep_start[rows]
-        obs, nxt = torch.from_numpy(rb.obs[rows]), torch.from_numpy(rb.obs[rows + 1])
-        cmd, rew, term = (torch.from_numpy(a[rows]) for a in (rb.cmd, rb.rew, rb.term))
+        start, end = rb.ep_start[rows], rb.episode_end(rows)
+        # Delayed MDP made Markov for the critic (training only): x_t = (o_t, commands in flight), its
+        # action = the command the worker starting at t decides, applied at t + D.
+        x, a_taken, decided = self._pending(rb, rows, end)
+        nx, _, _ = self._pending(rb, rows + 1, end)
+        rew, term = (torch.from_numpy(a[rows]) for a in (rb.rew, rb.term))
         alpha = self.alpha
         with torch.no_grad():
-            # next applied action: the current actor's, unless no worker had started yet (fallback)
-            nseq, nmask = self._sequences(rb, rows + 1 - D, start)
+            nseq, nmask = self._sequences(rb, rows + 1, start)
             na, nlogp = self._policy(nseq, nmask)
-            started = torch.from_numpy(rows + 1 - D >= start)
-            na = torch.where(started[:, None], na, torch.from_numpy(rb.cmd[rows + 1]))
-            nlogp = torch.where(started, nlogp, torch.zeros_like(nlogp))
-            q_next = torch.min(self.q1_t(nxt, na), self.q2_t(nxt, na)) - alpha * nlogp
+            q_next = torch.min(self.q1_t(nx, na), self.q2_t(nx, na)) - alpha * nlogp
             target = rew + (1 - term) * cfg.gamma * q_next
-        q1, q2 = self.q1(obs, cmd), self.q2(obs, cmd)
+        q1, q2 = self.q1(x, a_taken), self.q2(x, a_taken)
         q_loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
         self.q_opt.zero_grad()
         q_loss.backward()
@@ -234,11 +267,11 @@ class SAC:
         stats = {"q_loss": float(q_loss.detach()), "q": float(q1.detach().mean())}
         self.updates += 1
         if self.updates % cfg.policy_frequency == 0:
-            acted = torch.from_numpy(rows - D >= start).float()
-            seq, mask = self._sequences(rb, rows - D, start)
+            acted = decided.float()  # the decision matters only if it lands before the episode ends
+            seq, mask = self._sequences(rb, rows, start)
             for _ in range(cfg.policy_frequency):
                 a, logp = self._policy(seq, mask)
-                q = torch.min(self.q1(obs, a), self.q2(obs, a))
+                q = torch.min(self.q1(x, a), self.q2(x, a))
                 pi_loss = ((alpha * logp - q) * acted).sum() / acted.sum().clamp(min=1)
                 self.pi_opt.zero_grad()
                 pi_loss.backward()
@@ -249,7 +282,11 @@ class SAC:
                     a_loss.backward()
                     self.a_opt.step()
                     alpha = self.alpha
-            stats |= {"pi_loss": float(pi_loss.detach()), "alpha": alpha, "entropy": float(-logp.detach().mean())}
+            stats |= {
+                "pi_loss": float(pi_loss.detach()),
+                "alpha": alpha,
+                "entropy": float(-logp.detach().mean()),
+            }
         with torch.no_grad():
             for net, tgt in ((self.q1, self.q1_t), (self.q2, self.q2_t)):
                 for p, pt in zip(net.parameters(), tgt.parameters(), strict=True):
@@ -257,15 +294,16 @@ class SAC:
         return stats
 
 
-def cfg_delay(cfg: SACConfig) -> int:
-    return cfg.delay
-
-
 def make_env(cfg: SACConfig) -> TimingEnv:
     return TimingEnv(
-        cfg.task, frame_skip=cfg.frame_skip or None, control_steps=cfg.control_steps,
-        inference_ticks=cfg.delay, num_workers=cfg.workers, fallback=cfg.fallback,
-        history_length=cfg.history, episode_steps=cfg.episode_steps,
+        cfg.task,
+        frame_skip=cfg.frame_skip or None,
+        control_steps=cfg.control_steps,
+        inference_ticks=cfg.delay,
+        num_workers=cfg.workers,
+        fallback=cfg.fallback,
+        history_length=cfg.history,
+        episode_steps=cfg.episode_steps,
     )
 
 
@@ -293,9 +331,15 @@ class Trainer:
     def policy_info(self) -> PolicyInfo:
         cfg, t = self.cfg, self.env.spec_task
         return PolicyInfo(
-            arch=cfg.arch, task=cfg.task, obs_dim=t.obs_dim, act_dim=t.action_dim, hidden=cfg.hidden,
-            depth=cfg.depth, history_length=cfg.history,
-            obs_mean=[float(x) for x in self.env.builder.mean], obs_std=[float(x) for x in self.env.builder.std],
+            arch=cfg.arch,
+            task=cfg.task,
+            obs_dim=t.obs_dim,
+            act_dim=t.action_dim,
+            hidden=cfg.hidden,
+            depth=cfg.depth,
+            history_length=cfg.history,
+            obs_mean=[float(x) for x in self.env.builder.mean],
+            obs_std=[float(x) for x in self.env.builder.std],
             timing=self.env.timing.as_dict(),
             version=f"{cfg.task}-{cfg.arch}-D{cfg.delay}N{cfg.workers}-s{cfg.seed}-t{self.tick}",
         )
@@ -305,11 +349,17 @@ class Trainer:
         extra = {"train": {"ticks": self.tick, "eval": self.last_eval.get("mean_return")}}
         save_checkpoint(self.out / "policy.pt", self.policy_info(), self.sac.actor, extra)
         blob = {
-            "config": asdict(self.cfg), "tick": self.tick, "episode": self.episode,
-            "updates": self.sac.updates, "log_alpha": self.sac.log_alpha.detach().clone(),
+            "config": asdict(self.cfg),
+            "tick": self.tick,
+            "episode": self.episode,
+            "updates": self.sac.updates,
+            "log_alpha": self.sac.log_alpha.detach().clone(),
             "modules": {k: m.state_dict() for k, m in self.sac.modules().items()},
-            "replay": self.rb.state(), "rng": self.rng.bit_generator.state,
-            "torch_rng": torch.get_rng_state(), "last_eval": self.last_eval, "best_eval": self.best_eval,
+            "replay": self.rb.state(),
+            "rng": self.rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+            "last_eval": self.last_eval,
+            "best_eval": self.best_eval,
         }
         tmp = self.out / "resume.pt.tmp"
         torch.save(blob, tmp)
@@ -318,10 +368,22 @@ class Trainer:
     def load(self) -> None:
         blob = torch.load(self.out / "resume.pt", map_location="cpu", weights_only=False)
         saved = blob["config"]
-        for key in ("task", "arch", "hidden", "depth", "history", "delay", "workers", "control_steps",
-                    "frame_skip", "fallback"):
+        for key in (
+            "task",
+            "arch",
+            "hidden",
+            "depth",
+            "history",
+            "delay",
+            "workers",
+            "control_steps",
+            "frame_skip",
+            "fallback",
+        ):
             if saved[key] != getattr(self.cfg, key):
-                raise ValueError(f"--resume: {key} is {getattr(self.cfg, key)!r}, the run used {saved[key]!r}")
+                raise ValueError(
+                    f"--resume: {key} is {getattr(self.cfg, key)!r}, the run used {saved[key]!r}"
+                )
         for k, m in self.sac.modules().items():
             m.load_state_dict(blob["modules"][k])
         with torch.no_grad():
@@ -368,7 +430,9 @@ class Trainer:
         ep_return, ep_len, stats = 0.0, 0, {}
         next_eval = (self.tick // cfg.eval_every + 1) * cfg.eval_every
         next_ckpt = (self.tick // cfg.checkpoint_every + 1) * cfg.checkpoint_every
-        bar = tqdm(total=cfg.total_ticks, initial=self.tick, disable=not progress, unit="tick", mininterval=2.0)
+        bar = tqdm(
+            total=cfg.total_ticks, initial=self.tick, disable=not progress, unit="tick", mininterval=2.0
+        )
         while self.tick < cfg.total_ticks:
             w = info["worker"]
             with torch.no_grad():  # the worker's pipeline advances at its slot, as live
@@ -399,16 +463,25 @@ class Trainer:
             if self.tick >= next_eval or self.tick >= cfg.total_ticks:
                 next_eval += cfg.eval_every
                 rets = self.evaluate(cfg.eval_episodes)
-                self.last_eval = {"tick": self.tick, "mean_return": float(np.mean(rets)),
-                                  "std_return": float(np.std(rets)), "returns": [round(r, 1) for r in rets],
-                                  "wall_s": round(time.monotonic() - t0, 1), "episodes": self.episode,
-                                  **{k: round(v, 4) for k, v in stats.items()}}
+                self.last_eval = {
+                    "tick": self.tick,
+                    "mean_return": float(np.mean(rets)),
+                    "std_return": float(np.std(rets)),
+                    "returns": [round(r, 1) for r in rets],
+                    "wall_s": round(time.monotonic() - t0, 1),
+                    "episodes": self.episode,
+                    **{k: round(v, 4) for k, v in stats.items()},
+                }
                 jsonl.write(json.dumps(self.last_eval) + "\n")
                 jsonl.flush()
                 if self.last_eval["mean_return"] > self.best_eval:  # SAC can collapse late: keep the best
                     self.best_eval = self.last_eval["mean_return"]
-                    save_checkpoint(self.out / "best_policy.pt", self.policy_info(), self.sac.actor,
-                                    {"train": {"ticks": self.tick, "eval": self.best_eval}})
+                    save_checkpoint(
+                        self.out / "best_policy.pt",
+                        self.policy_info(),
+                        self.sac.actor,
+                        {"train": {"ticks": self.tick, "eval": self.best_eval}},
+                    )
             if self.tick >= next_ckpt or self.tick >= cfg.total_ticks:
                 next_ckpt += cfg.checkpoint_every
                 self.save()
