@@ -45,23 +45,48 @@ def configs(delays: Sequence[int]) -> list[tuple[str, int, int]]:
     return [("mlp", 0, 0)] + [(a, h, k) for k in delays for a, h in VARIANTS]
 
 
-def run_one(task: str, arch: str, history: int, k: int, seed: int, ticks: int, args: argparse.Namespace) -> dict:
+def run_one(
+    task: str, arch: str, history: int, k: int, seed: int, ticks: int, args: argparse.Namespace
+) -> dict:
     cfg = SACConfig(
-        task=task, arch=arch, hidden=args.hidden, depth=args.depth, history=history, delay=0, workers=1,
-        control_steps=max(1, k), total_ticks=ticks, learning_starts=args.learning_starts,
-        batch_size=args.batch_size, critic_hidden=args.critic_hidden, eval_every=ticks,
-        eval_episodes=args.eval_episodes, checkpoint_every=ticks, seed=seed,
+        task=task,
+        arch=arch,
+        hidden=args.hidden,
+        depth=args.depth,
+        history=history,
+        delay=0,
+        workers=1,
+        control_steps=max(1, k),
+        total_ticks=ticks,
+        learning_starts=args.learning_starts,
+        batch_size=args.batch_size,
+        critic_hidden=args.critic_hidden,
+        eval_every=ticks,
+        eval_episodes=args.eval_episodes,
+        checkpoint_every=ticks,
+        seed=seed,
         out=str(Path(args.runs) / task / f"{label(arch, history)}_K{k}_s{seed}"),
     )
     t0 = time.monotonic()
     result = Trainer(cfg).run(progress=False)
-    return {"task": task, "variant": label(arch, history), "arch": arch, "history": history, "delay": k,
-            "seed": seed, "ticks": ticks, "final_return": round(result["mean_return"], 2),
-            "final_std": round(result["std_return"], 2), "wall_s": round(time.monotonic() - t0, 1)}
+    return {
+        "task": task,
+        "variant": label(arch, history),
+        "arch": arch,
+        "history": history,
+        "delay": k,
+        "seed": seed,
+        "ticks": ticks,
+        "final_return": round(result["mean_return"], 2),
+        "final_std": round(result["std_return"], 2),
+        "wall_s": round(time.monotonic() - t0, 1),
+    }
 
 
 def load(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    return (
+        [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    )
 
 
 def aggregate(rows: list[dict]) -> dict:
@@ -72,7 +97,10 @@ def aggregate(rows: list[dict]) -> dict:
             r["final_return"]
         )
     return {
-        t: {v: {k: (statistics.mean(x), statistics.pstdev(x), len(x)) for k, x in d.items()} for v, d in vs.items()}
+        t: {
+            v: {k: (statistics.mean(x), statistics.pstdev(x), len(x)) for k, x in d.items()}
+            for v, d in vs.items()
+        }
         for t, vs in agg.items()
     }
 
@@ -86,27 +114,57 @@ def ordering(agg: dict, delays: Sequence[int]) -> list[dict]:
                 p, s, h = (vs[label(a, hh)][k][0] for a, hh in VARIANTS)
             except KeyError:
                 continue
-            out.append({"task": task, "delay": k, "pipelined": round(p, 1), "skip": round(s, 1),
-                        "skip_hist": round(h, 1), "skip_ge_pipelined": s >= p, "hist_ge_skip": h >= s,
-                        "holds": h >= s >= p})
+            out.append(
+                {
+                    "task": task,
+                    "delay": k,
+                    "pipelined": round(p, 1),
+                    "skip": round(s, 1),
+                    "skip_hist": round(h, 1),
+                    "skip_ge_pipelined": s >= p,
+                    "hist_ge_skip": h >= s,
+                    "holds": h >= s >= p,
+                }
+            )
     return out
 
 
 def report(rows: list[dict], out: Path, delays: Sequence[int], meta: dict) -> str:
     agg = aggregate(rows)
     order = ordering(agg, delays)
-    out.with_suffix(".json").write_text(json.dumps(
-        {"meta": meta, "ordering": order, "runs": rows,
-         "summary": {t: {v: {str(k): {"mean": round(m, 1), "std": round(s, 1), "seeds": n}
-                             for k, (m, s, n) in d.items()} for v, d in vs.items()} for t, vs in agg.items()}},
-        indent=2))
+    out.with_suffix(".json").write_text(
+        json.dumps(
+            {
+                "meta": meta,
+                "ordering": order,
+                "runs": rows,
+                "summary": {
+                    t: {
+                        v: {
+                            str(k): {"mean": round(m, 1), "std": round(s, 1), "seeds": n}
+                            for k, (m, s, n) in d.items()
+                        }
+                        for v, d in vs.items()
+                    }
+                    for t, vs in agg.items()
+                },
+            },
+            indent=2,
+        )
+    )
     lines = []
     for task, vs in agg.items():
-        lines += [f"### {task}", "", "| variant | " + " | ".join(f"delay {k}" for k in delays) + " |",
-                  "|---|" + "---:|" * len(delays)]
+        lines += [
+            f"### {task}",
+            "",
+            "| variant | " + " | ".join(f"delay {k}" for k in delays) + " |",
+            "|---|" + "---:|" * len(delays),
+        ]
         if "mlp" in vs:
             m, s, n = vs["mlp"][0]
-            lines.append(f"| mlp, undelayed (reference) | {m:.0f} ± {s:.0f} (n={n}) |" + " |" * (len(delays) - 1))
+            lines.append(
+                f"| mlp, undelayed (reference) | {m:.0f} ± {s:.0f} (n={n}) |" + " |" * (len(delays) - 1)
+            )
         for a, h in VARIANTS:
             cells = []
             for k in delays:
@@ -114,12 +172,18 @@ def report(rows: list[dict], out: Path, delays: Sequence[int], meta: dict) -> st
                 cells.append(f"{c[0]:.0f} ± {c[1]:.0f} (n={c[2]})" if c else "not run")
             lines.append(f"| {label(a, h)} | " + " | ".join(cells) + " |")
         lines.append("")
-    lines += ["### Ordering skip+hist >= skip >= pipelined (seed means)", "",
-              "| task | delay | pipelined | skip | skip+hist | skip >= pipelined | hist >= skip | holds |",
-              "|---|---:|---:|---:|---:|---|---|---|"]
+    lines += [
+        "### Ordering skip+hist >= skip >= pipelined (seed means)",
+        "",
+        "| task | delay | pipelined | skip | skip+hist | skip >= pipelined | hist >= skip | holds |",
+        "|---|---:|---:|---:|---:|---|---|---|",
+    ]
     yn = {True: "yes", False: "**no**"}
-    lines += [f"| {o['task']} | {o['delay']} | {o['pipelined']} | {o['skip']} | {o['skip_hist']} | "
-              f"{yn[o['skip_ge_pipelined']]} | {yn[o['hist_ge_skip']]} | {yn[o['holds']]} |" for o in order]
+    lines += [
+        f"| {o['task']} | {o['delay']} | {o['pipelined']} | {o['skip']} | {o['skip_hist']} | "
+        f"{yn[o['skip_ge_pipelined']]} | {yn[o['hist_ge_skip']]} | {yn[o['holds']]} |"
+        for o in order
+    ]
     md = "\n".join(lines)
     _plot(agg, delays, out.with_suffix(".png"))
     out.with_suffix(".md").write_text(_markdown(meta, md))
@@ -141,11 +205,22 @@ def _plot(agg: dict, delays: Sequence[int], path: Path) -> None:
         for a, h in VARIANTS:
             d = vs.get(label(a, h), {})
             ks = [k for k in delays if k in d]
-            ax.errorbar(ks, [d[k][0] for k in ks], yerr=[d[k][1] for k in ks], marker="o", capsize=3,
-                        label=label(a, h))
+            ax.errorbar(
+                ks,
+                [d[k][0] for k in ks],
+                yerr=[d[k][1] for k in ks],
+                marker="o",
+                capsize=3,
+                label=label(a, h),
+            )
         if "mlp" in vs:
             ax.axhline(vs["mlp"][0][0], color="k", ls="--", lw=1, label="mlp, undelayed")
-        ax.set(title=task, xlabel="delay K (env steps per layer tick)", ylabel="final return", xticks=list(delays))
+        ax.set(
+            title=task,
+            xlabel="delay K (env steps per layer tick)",
+            ylabel="final return",
+            xticks=list(delays),
+        )
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -155,15 +230,15 @@ def _plot(agg: dict, delays: Sequence[int], path: Path) -> None:
 def _markdown(meta: dict, md: str) -> str:
     return f"""# Benchmark: returns under delay
 
-Command: `{meta['command']}`
+Command: `{meta["command"]}`
 
 Timing model: paper B's. One tick = one layer computation = K env steps with the command held; the
 pipelined networks compute all layers once per tick and act with the head computed at the previous
-tick (depth {meta['depth']} hidden layers + head, so `pipelined` acts on observations {meta['depth'] + 1}K env
+tick (depth {meta["depth"]} hidden layers + head, so `pipelined` acts on observations {meta["depth"] + 1}K env
 steps old, `pipelined_skip` on K env steps old). `mlp` is instant and acts every env step (no delay).
-Budget: SAC, actor {meta['depth']}x{meta['hidden']}, critics 2x{meta['critic_hidden']}, batch {meta['batch_size']},
-{meta['learning_starts']} random warm-up ticks; ticks (= gradient steps) per run: {meta['ticks']}; seeds
-{meta['seeds']}; final return = deterministic evaluation, mean of {meta['eval_episodes']} episodes. Mean ± std over seeds.
+Budget: SAC, actor {meta["depth"]}x{meta["hidden"]}, critics 2x{meta["critic_hidden"]}, batch {meta["batch_size"]},
+{meta["learning_starts"]} random warm-up ticks; ticks (= gradient steps) per run: {meta["ticks"]}; seeds
+{meta["seeds"]}; final return = deterministic evaluation, mean of {meta["eval_episodes"]} episodes. Mean ± std over seeds.
 This is a small budget (minutes per run on one shared CPU core): returns are far below converged
 values and the comparison is between equally short trainings.
 
@@ -197,13 +272,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     jsonl = out.with_suffix(".jsonl")
-    meta = {"command": "python -m rt_rl.bench.delay " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "hidden": args.hidden, "depth": args.depth, "critic_hidden": args.critic_hidden,
-            "batch_size": args.batch_size, "learning_starts": args.learning_starts,
-            "ticks": {t: ticks[t] for t in args.tasks}, "seeds": args.seeds, "eval_episodes": args.eval_episodes}
+    meta = {
+        "command": "python -m rt_rl.bench.delay " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "hidden": args.hidden,
+        "depth": args.depth,
+        "critic_hidden": args.critic_hidden,
+        "batch_size": args.batch_size,
+        "learning_starts": args.learning_starts,
+        "ticks": {t: ticks[t] for t in args.tasks},
+        "seeds": args.seeds,
+        "eval_episodes": args.eval_episodes,
+    }
     done = {(r["task"], r["variant"], r["delay"], r["seed"]) for r in load(jsonl)}
     # seed-major: if the sweep is cut short, every task still has its first seed(s)
-    jobs = [(task, seed, a, h, k) for seed in args.seeds for task in args.tasks for a, h, k in configs(args.delays)]
+    jobs = [
+        (task, seed, a, h, k)
+        for seed in args.seeds
+        for task in args.tasks
+        for a, h, k in configs(args.delays)
+    ]
     jobs = [j for j in jobs if (j[0], label(j[2], j[3]), j[4], j[1]) not in done]
     for task, seed, arch, hist, k in [] if args.report_only else jobs:
         if args.deadline and datetime.now(UTC).strftime("%H:%M") >= args.deadline:
