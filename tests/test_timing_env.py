@@ -68,8 +68,12 @@ def test_control_period_sums_env_rewards_and_timing_fields() -> None:
     env = TimingEnv("Hopper-v5", frame_skip=5, control_steps=2, inference_ticks=2, num_workers=2)
     assert env.dt == pytest.approx(0.01)
     assert env.timing.as_dict() == {
-        "control_period": pytest.approx(0.02), "sensor_period": pytest.approx(0.01), "frame_skip": 5,
-        "inference_ticks": 2, "num_workers": 2, "fallback": "hold",
+        "control_period": pytest.approx(0.02),
+        "sensor_period": pytest.approx(0.01),
+        "frame_skip": 5,
+        "inference_ticks": 2,
+        "num_workers": 2,
+        "fallback": "hold",
     }
     env.reset(seed=1)
     _, r, *_ = env.step(np.zeros(3))

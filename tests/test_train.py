@@ -13,14 +13,44 @@ from rt_rl.learning.evaluate import evaluate_checkpoint
 from rt_rl.policy.runtime import load_policy, read_policy_info
 from rt_rl.tasks import get_task
 
-TINY = ["--hidden", "16", "--critic-hidden", "32", "--batch-size", "32", "--learning-starts", "100",
-        "--eval-every", "200", "--eval-episodes", "1", "--checkpoint-every", "150", "--no-progress"]
+TINY = [
+    "--hidden",
+    "16",
+    "--critic-hidden",
+    "32",
+    "--batch-size",
+    "32",
+    "--learning-starts",
+    "100",
+    "--eval-every",
+    "200",
+    "--eval-episodes",
+    "1",
+    "--checkpoint-every",
+    "150",
+    "--no-progress",
+]
 
 
 def test_train_resume_and_load(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    args = ["--task", "InvertedPendulum-v5", "--arch", "pipelined_skip", "--depth", "2", "--delay", "2",
-            "--workers", "2", "--history", "2", "--out", str(out), *TINY]
+    args = [
+        "--task",
+        "InvertedPendulum-v5",
+        "--arch",
+        "pipelined_skip",
+        "--depth",
+        "2",
+        "--delay",
+        "2",
+        "--workers",
+        "2",
+        "--history",
+        "2",
+        "--out",
+        str(out),
+        *TINY,
+    ]
     assert train.main([*args, "--total-ticks", "300"]) == 0
     first = (out / "progress.csv").read_text().splitlines()
     assert first[0] == "tick,episode,return,length_ticks,wall_s" and len(first) > 2
@@ -34,8 +64,14 @@ def test_train_resume_and_load(tmp_path: Path) -> None:
 
     info = read_policy_info(export)
     assert info.arch == "pipelined_skip" and info.history_length == 2 and len(info.obs_mean) == 4
-    assert info.timing == {"control_period": pytest.approx(0.04), "sensor_period": pytest.approx(0.04),
-                           "frame_skip": 2, "inference_ticks": 2, "num_workers": 2, "fallback": "hold"}
+    assert info.timing == {
+        "control_period": pytest.approx(0.04),
+        "sensor_period": pytest.approx(0.04),
+        "frame_skip": 2,
+        "inference_ticks": 2,
+        "num_workers": 2,
+        "fallback": "hold",
+    }
     policy = load_policy(str(export), get_task("InvertedPendulum-v5"))
     action = policy.act(np.zeros(info.input_dim, np.float32))
     assert action.shape == (1,) and np.all(np.abs(action) <= 3.0)

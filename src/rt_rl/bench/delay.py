@@ -12,7 +12,7 @@ baseline is instant: it acts every env step on the current observation (no delay
 History = the last 2 executed commands appended to the observation (paper: k = 2 for MuJoCo).
 
 Budget (this machine: 2 shared CPU cores, one niced process, 1 torch thread): small networks
-(actor 3x64, critics 2x128), batch 128, the same number of SAC gradient steps (= ticks) for every
+(actor 3x64, critics 2x64), batch 64, the same number of SAC gradient steps (= ticks) for every
 configuration of a task, deterministic evaluation over 5 episodes at the end. Results are appended
 run by run to OUT.jsonl (a killed sweep keeps its finished runs and is resumed by re-running the same
 command); OUT.json / OUT.md / OUT.png are rewritten after every run.
@@ -32,7 +32,7 @@ from pathlib import Path
 from rt_rl.learning.train import SACConfig, Trainer
 
 TASKS = ("InvertedPendulum-v5", "Hopper-v5", "HalfCheetah-v5")
-DEFAULT_TICKS = {"InvertedPendulum-v5": 4000, "Hopper-v5": 8000, "HalfCheetah-v5": 8000}
+DEFAULT_TICKS = {"InvertedPendulum-v5": 3000, "Hopper-v5": 6000, "HalfCheetah-v5": 6000}
 VARIANTS = (("pipelined", 0), ("pipelined_skip", 0), ("pipelined_skip", 2))
 
 
@@ -58,7 +58,7 @@ def run_one(
         workers=1,
         control_steps=max(1, k),
         total_ticks=ticks,
-        learning_starts=args.learning_starts,
+        learning_starts=min(args.learning_starts, ticks // 4),
         batch_size=args.batch_size,
         critic_hidden=args.critic_hidden,
         eval_every=ticks,
@@ -237,7 +237,7 @@ pipelined networks compute all layers once per tick and act with the head comput
 tick (depth {meta["depth"]} hidden layers + head, so `pipelined` acts on observations {meta["depth"] + 1}K env
 steps old, `pipelined_skip` on K env steps old). `mlp` is instant and acts every env step (no delay).
 Budget: SAC, actor {meta["depth"]}x{meta["hidden"]}, critics 2x{meta["critic_hidden"]}, batch {meta["batch_size"]},
-{meta["learning_starts"]} random warm-up ticks; ticks (= gradient steps) per run: {meta["ticks"]}; seeds
+min({meta["learning_starts"]}, ticks/4) random warm-up ticks; ticks (= gradient steps) per run: {meta["ticks"]}; seeds
 {meta["seeds"]}; final return = deterministic evaluation, mean of {meta["eval_episodes"]} episodes. Mean ± std over seeds.
 This is a small budget (minutes per run on one shared CPU core): returns are far below converged
 values and the comparison is between equally short trainings.
@@ -258,8 +258,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--ticks", nargs="*", default=[], help="TASK=TICKS overrides of the per-task budget")
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--depth", type=int, default=3)
-    p.add_argument("--critic-hidden", type=int, default=128)
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--critic-hidden", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--learning-starts", type=int, default=1000)
     p.add_argument("--eval-episodes", type=int, default=5)
     p.add_argument("--deadline", default="", help="UTC HH:MM after which no new run starts")

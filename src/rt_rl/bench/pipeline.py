@@ -40,7 +40,9 @@ def _time_block(fn: Callable[[], object], reps: int, sync: Callable[[], None]) -
     return (time.perf_counter_ns() - t0) / reps / 1e3  # microseconds per call
 
 
-def measure(width: int, depth: int, input_dim: int, act_dim: int, device: str, blocks: int, reps: int) -> dict:
+def measure(
+    width: int, depth: int, input_dim: int, act_dim: int, device: str, blocks: int, reps: int
+) -> dict:
     torch.manual_seed(0)
     net = build_network("pipelined", input_dim, act_dim, width, depth).to(device).eval()
     obs = torch.randn(1, input_dim, device=device)
@@ -62,15 +64,26 @@ def measure(width: int, depth: int, input_dim: int, act_dim: int, device: str, b
             seq_t.append(_time_block(seq, reps, sync))
             pipe_t.append(_time_block(pipe, reps, sync))
     s, p = statistics.median(seq_t), statistics.median(pipe_t)
-    return {"device": device, "width": width, "depth": depth, "sequential_us": round(s, 2),
-            "pipelined_tick_us": round(p, 2), "ratio": round(s / p, 3)}
+    return {
+        "device": device,
+        "width": width,
+        "depth": depth,
+        "sequential_us": round(s, 2),
+        "pipelined_tick_us": round(p, 2),
+        "ratio": round(s / p, 3),
+    }
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| device | width | depth | sequential forward (µs) | pipelined tick (µs) | sequential / pipelined |",
-             "|---|---:|---:|---:|---:|---:|"]
-    lines += [f"| {r['device']} | {r['width']} | {r['depth']} | {r['sequential_us']:.1f} | "
-              f"{r['pipelined_tick_us']:.1f} | {r['ratio']:.2f}x |" for r in rows]
+    lines = [
+        "| device | width | depth | sequential forward (µs) | pipelined tick (µs) | sequential / pipelined |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r['device']} | {r['width']} | {r['depth']} | {r['sequential_us']:.1f} | "
+        f"{r['pipelined_tick_us']:.1f} | {r['ratio']:.2f}x |"
+        for r in rows
+    ]
     return "\n".join(lines)
 
 
@@ -88,8 +101,12 @@ def plot(rows: list[dict], path: Path) -> None:
             ax1.plot(d, [r["sequential_us"] for r in sel], "o--", label=f"sequential, w={w} ({dev})")
             ax1.plot(d, [r["pipelined_tick_us"] for r in sel], "s-", label=f"pipelined tick, w={w} ({dev})")
             ax2.plot(d, [r["ratio"] for r in sel], "o-", label=f"w={w} ({dev})")
-    ax1.set(xlabel="depth (hidden layers)", ylabel="wall time per call (µs, batch 1)", yscale="log",
-            title="One action: sequential forward vs one pipelined tick")
+    ax1.set(
+        xlabel="depth (hidden layers)",
+        ylabel="wall time per call (µs, batch 1)",
+        yscale="log",
+        title="One action: sequential forward vs one pipelined tick",
+    )
     ax2.axhline(1.0, color="grey", lw=0.8)
     ax2.set(xlabel="depth (hidden layers)", ylabel="sequential / pipelined tick", title="Speed-up")
     ax1.legend(fontsize=7)
@@ -117,24 +134,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         for w in args.widths:
             for d in args.depths:
                 rows.append(measure(w, d, args.input_dim, args.act_dim, dev, args.blocks, args.reps))
-                print(f"{dev} width {w:5d} depth {d:3d}: sequential {rows[-1]['sequential_us']:8.1f} µs  "
-                      f"pipelined {rows[-1]['pipelined_tick_us']:8.1f} µs  ratio {rows[-1]['ratio']:.2f}x",
-                      flush=True)
+                print(
+                    f"{dev} width {w:5d} depth {d:3d}: sequential {rows[-1]['sequential_us']:8.1f} µs  "
+                    f"pipelined {rows[-1]['pipelined_tick_us']:8.1f} µs  ratio {rows[-1]['ratio']:.2f}x",
+                    flush=True,
+                )
     from4 = [r["ratio"] for r in rows if r["depth"] >= 4]
-    summary = {"min_ratio_depth_ge_4": min(from4) if from4 else None,
-               "max_ratio_depth_ge_4": max(from4) if from4 else None}
-    meta = {"command": "python -m rt_rl.bench.pipeline " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "torch": torch.__version__, "threads": args.threads, "machine": platform.machine(),
-            "processor": platform.processor() or platform.machine(), "batch": 1, "dtype": "float32",
-            "blocks": args.blocks, "reps": args.reps}
+    summary = {
+        "min_ratio_depth_ge_4": min(from4) if from4 else None,
+        "max_ratio_depth_ge_4": max(from4) if from4 else None,
+    }
+    meta = {
+        "command": "python -m rt_rl.bench.pipeline " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "torch": torch.__version__,
+        "threads": args.threads,
+        "machine": platform.machine(),
+        "processor": platform.processor() or platform.machine(),
+        "batch": 1,
+        "dtype": "float32",
+        "blocks": args.blocks,
+        "reps": args.reps,
+    }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "summary": summary, "rows": rows}, indent=2))
+    out.with_suffix(".json").write_text(
+        json.dumps({"meta": meta, "summary": summary, "rows": rows}, indent=2)
+    )
     plot(rows, out.with_suffix(".png"))
     md = table(rows)
     print("\n" + md)
-    print(f"\nfrom depth 4 on: the pipelined tick is {summary['min_ratio_depth_ge_4']:.2f}x to "
-          f"{summary['max_ratio_depth_ge_4']:.2f}x faster than the sequential forward pass")
+    print(
+        f"\nfrom depth 4 on: the pipelined tick is {summary['min_ratio_depth_ge_4']:.2f}x to "
+        f"{summary['max_ratio_depth_ge_4']:.2f}x faster than the sequential forward pass"
+    )
     out.with_suffix(".md").write_text(_markdown(meta, summary, md))
     return 0
 
@@ -142,15 +174,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _markdown(meta: dict, summary: dict, md: str) -> str:
     return f"""# Benchmark: one pipelined tick vs a sequential forward pass
 
-Command: `{meta['command']}` (torch {meta['torch']}, {meta['threads']} thread(s), {meta['processor']},
-batch {meta['batch']}, {meta['dtype']}; median of {meta['blocks']} interleaved blocks of {meta['reps']} calls).
+Command: `{meta["command"]}` (torch {meta["torch"]}, {meta["threads"]} thread(s), {meta["processor"]},
+batch {meta["batch"]}, {meta["dtype"]}; median of {meta["blocks"]} interleaved blocks of {meta["reps"]} calls).
 
 Both variants use the same parameters (`pipelined` network, input 17 = Hopper + 2 commands of history,
 3 actions). The sequential pass runs depth + 1 dependent matmuls; the pipelined tick runs the first
 layer, ONE `baddbmm` over the stacked equal deep layers, and the head.
 
-From depth 4 on, the pipelined tick is **{summary['min_ratio_depth_ge_4']:.2f}x to
-{summary['max_ratio_depth_ge_4']:.2f}x** the speed of the sequential pass (ratio = sequential / pipelined).
+From depth 4 on, the pipelined tick is **{summary["min_ratio_depth_ge_4"]:.2f}x to
+{summary["max_ratio_depth_ge_4"]:.2f}x** the speed of the sequential pass (ratio = sequential / pipelined).
 
 {md}
 

@@ -22,8 +22,11 @@ from rt_rl.tasks import get_task
 
 
 def run_episodes(
-    env: TimingEnv, act: Callable[[int, np.ndarray], np.ndarray], reset: Callable[[], None],
-    episodes: int, seed: int,
+    env: TimingEnv,
+    act: Callable[[int, np.ndarray], np.ndarray],
+    reset: Callable[[], None],
+    episodes: int,
+    seed: int,
 ) -> list[float]:
     """Episode returns; `act(worker, obs)` gives an action in actuator units, `reset` clears pipelines."""
     returns = []
@@ -46,9 +49,16 @@ def env_for_policy(policy: Policy, episode_steps: int = 1000) -> TimingEnv:
         raise ValueError("checkpoint has no timing: it was not trained by rt_rl.learning.train")
     m = max(1, round(t["control_period"] / t["sensor_period"]))
     return TimingEnv(
-        info.task, frame_skip=t["frame_skip"], control_steps=m, inference_ticks=t["inference_ticks"],
-        num_workers=t["num_workers"], fallback=t.get("fallback", "hold"), history_length=info.history_length,
-        obs_mean=info.obs_mean, obs_std=info.obs_std, episode_steps=episode_steps,
+        info.task,
+        frame_skip=t["frame_skip"],
+        control_steps=m,
+        inference_ticks=t["inference_ticks"],
+        num_workers=t["num_workers"],
+        fallback=t.get("fallback", "hold"),
+        history_length=info.history_length,
+        obs_mean=info.obs_mean,
+        obs_std=info.obs_std,
+        episode_steps=episode_steps,
     )
 
 
@@ -66,9 +76,14 @@ def evaluate_checkpoint(path: str, episodes: int = 10, seed: int = 1000) -> dict
     returns = run_episodes(env, lambda w, o: workers[w].act(o), reset, episodes, seed)
     env.close()
     return {
-        "checkpoint": path, "task": task.gym_id, "arch": workers_info.info.arch,
-        "timing": workers_info.info.timing, "episodes": episodes, "seed": seed,
-        "mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)),
+        "checkpoint": path,
+        "task": task.gym_id,
+        "arch": workers_info.info.arch,
+        "timing": workers_info.info.timing,
+        "episodes": episodes,
+        "seed": seed,
+        "mean_return": float(np.mean(returns)),
+        "std_return": float(np.std(returns)),
         "returns": [round(r, 2) for r in returns],
     }
 

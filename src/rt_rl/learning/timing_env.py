@@ -126,8 +126,12 @@ class TimingEnv(gym.Env):
         self.s = slot_ticks(inference_ticks, num_workers)
         self.fallback = fallback
         self.timing = Timing(
-            control_period=self.m * self.dt, sensor_period=self.dt, frame_skip=self.frame_skip,
-            inference_ticks=self.D, num_workers=self.N, fallback=fallback,
+            control_period=self.m * self.dt,
+            sensor_period=self.dt,
+            frame_skip=self.frame_skip,
+            inference_ticks=self.D,
+            num_workers=self.N,
+            fallback=fallback,
         )
         self.builder = ObservationBuilder(self.spec_task, history_length, obs_mean, obs_std)
         t = self.spec_task
@@ -193,8 +197,15 @@ class TimingEnv(gym.Env):
             self.builder.record_command(applied)
             obs_before, self._obs = self._obs, self._observe()
             ticks.append(
-                {"obs": obs_before, "command": applied.copy(), "fresh": fresh is not None, "reward": reward,
-                 "next_obs": self._obs, "terminated": terminated, "truncated": truncated}
+                {
+                    "obs": obs_before,
+                    "command": applied.copy(),
+                    "fresh": fresh is not None,
+                    "reward": reward,
+                    "next_obs": self._obs,
+                    "terminated": terminated,
+                    "truncated": truncated,
+                }
             )
             total += reward
             self.tick += 1

@@ -173,7 +173,9 @@ class TickReplay:
         return np.where(self.ep_start[rows] == self._start, self.n - 1, self.ep_end[rows])
 
     def state(self) -> dict:
-        return {k: getattr(self, k)[: self.n].copy() for k in ("obs", "cmd", "rew", "term", "ep_start", "ep_end")} | {
+        return {
+            k: getattr(self, k)[: self.n].copy() for k in ("obs", "cmd", "rew", "term", "ep_start", "ep_end")
+        } | {
             "valid": self.valid[: self.n_valid].copy(),
             "n": self.n,
             "n_valid": self.n_valid,

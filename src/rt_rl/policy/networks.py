@@ -197,4 +197,3 @@ __all__ = [
     "observation_delay",
     "receptive_ticks",
 ]
-
