@@ -315,11 +315,28 @@ class Launcher:
             raise LaunchError(f"{child.spec.name} died (exit code {rc}): {child.reason()}", EXIT_CHILD_DIED)
 
     def _supervise(self, monitor: Monitor, t0: float) -> None:
-        while not self._stop.is_set():
-            self._check_children()
-            if self.o.duration is not None and time.monotonic() - t0 >= self.o.duration:
-                return
-            time.sleep(0.05)
+        from tqdm import tqdm
+
+        show = self.o.duration is not None and sys.stdout.isatty() and not self.o.quiet
+        with tqdm(
+            total=self.o.duration or 0,
+            disable=not show,
+            unit="s",
+            desc="measuring",
+            bar_format="{desc} {bar} {n:.0f}/{total:.0f} s {postfix}",
+            leave=False,
+        ) as bar:
+            while not self._stop.is_set():
+                self._check_children()
+                elapsed = time.monotonic() - t0
+                if show and elapsed - bar.n >= 1.0:
+                    status = monitor.get("actuator_arbiter")
+                    ratio = status[1].get("fresh_action_ratio") if status else None
+                    bar.set_postfix_str(f"fresh ratio {ratio}" if ratio is not None else "", refresh=False)
+                    bar.update(int(elapsed - bar.n))
+                if self.o.duration is not None and elapsed >= self.o.duration:
+                    return
+                time.sleep(0.05)
 
     def _stop_all(self, monitor: Monitor) -> None:
         """Arbiter first (commands stop, final statistics), then the rest in reverse start order."""
@@ -386,7 +403,8 @@ class Launcher:
                 "taken right after publish); action age = tick wall time minus the JointState stamp of the "
                 "observation behind the actuated action (fresh ticks only); inference = worker's "
                 "inference_end - inference_start (worker clock, includes synthetic latency). Window: from "
-                "the first tick after the first schedule went round once, to shutdown."
+                "the first fresh action once every worker follows the first schedule, to shutdown; counts "
+                "(fallbacks, rejections) are inside the window."
             ),
         }
 

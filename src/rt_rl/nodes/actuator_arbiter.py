@@ -68,7 +68,7 @@ PARAMS = (
     Param(
         "warmup_samples", 10, "inference times measured from each worker before the first schedule", 1, 10000
     ),
-    Param("retune_tolerance", 0.15, "relative change of T that re-lays the grid", 0.01, 10.0),
+    Param("retune_tolerance", 0.1, "relative change of T that re-lays the grid", 0.01, 10.0),
     Param("action_topic", "/rt_rl/action", "rt_rl_interfaces/Action input"),
     Param("command_topic", "/rt_rl/command", "std_msgs/Float64MultiArray output"),
     Param("schedule_topic", "/rt_rl/schedule", "rt_rl_interfaces/Schedule output (latched)"),
@@ -131,6 +131,7 @@ class ActuatorArbiter(RtNode):
         self.worker_actions: dict[int, int] = defaultdict(int)
         self.worker_inference: dict[int, list[float]] = defaultdict(list)
         self.ticks_total = 0
+        self._rejected_before: dict = {}
         self.worker_revision: dict[int, int] = {}  # schedule revision each worker last followed
         self.worker_samples: dict[int, int] = defaultdict(int)  # actions heard from each worker
         self._last_wall_tick = 0.0
@@ -198,6 +199,7 @@ class ActuatorArbiter(RtNode):
             ):
                 return
             self.stats_start = wall
+            self._rejected_before = dict(self.core.rejected)  # count rejections inside the window only
         self.tick_times.append(mono)
         self.kinds[kind] += 1
         if kind is TickKind.FRESH:
@@ -262,7 +264,7 @@ class ActuatorArbiter(RtNode):
             ages = list(self.ages)
             actions = dict(self.worker_actions)
             inference = {w: list(v) for w, v in self.worker_inference.items()}
-            rejected = {k.value: v for k, v in self.core.rejected.items()}
+            rejected = {k.value: v - self._rejected_before.get(k, 0) for k, v in self.core.rejected.items()}
             sched = self.schedule
         ticks = len(tick_times)
         periods = np.diff(tick_times)
