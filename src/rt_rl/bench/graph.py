@@ -78,11 +78,18 @@ def plot(rows: list[dict], path: Path) -> None:
     a.set(
         xlabel="inference workers N", ylabel="fresh-action ratio", ylim=(0, 1.05), title="Inaction (Paper A)"
     )
+    a.set_xticks(n)
     a.legend()
     b.plot(n, [r["inference_ms_mean"] for r in rows], "k--", label="inference time T")
     b.plot(n, [r["action_age_ms"]["p50"] for r in rows], "o-", label="action age p50")
     b.plot(n, [r["action_age_ms"]["p99"] for r in rows], "s:", label="action age p99")
-    b.set(xlabel="inference workers N", ylabel="ms", title="Delay: staggering does not remove it")
+    b.set(
+        xlabel="inference workers N",
+        ylabel="ms",
+        title="Delay: staggering does not remove it",
+        ylim=(0, None),
+    )
+    b.set_xticks(n)
     b.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
