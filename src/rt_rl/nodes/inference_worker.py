@@ -75,6 +75,13 @@ class InferenceWorker(RtNode):
             raise ConfigError(str(err)) from None
         self.worker_id = p["worker_id"]
         self.latency = p["synthetic_latency"]
+        trained = self.policy.info.timing.get("num_workers")
+        if trained is not None and trained != p["num_workers"]:
+            # Not an error (it runs), but a pipelined policy's deep features assume its trained stride.
+            self.get_logger().warning(
+                f"policy was trained for {trained} worker(s), the graph runs {p['num_workers']}: "
+                "its pipeline timing differs from training"
+            )
         self._obs: Observation | None = None
         self._schedule: Schedule | None = None
         self._wake = threading.Event()  # set on a new schedule
