@@ -20,6 +20,7 @@ done
 export AMENT_PREFIX_PATH="$VIRTUAL_ENV"
 export CMAKE_PREFIX_PATH="$VIRTUAL_ENV"
 rm -rf "$build"
+mkdir -p "$build"
 cmake -S "$src" -B "$build" -DCMAKE_INSTALL_PREFIX="$VIRTUAL_ENV" -DCMAKE_BUILD_TYPE=Release \
   -DPython3_EXECUTABLE="$py" -DBUILD_TESTING=OFF >"$build.log" 2>&1 || { tail -30 "$build.log"; exit 1; }
 cmake --build "$build" -j 2 >>"$build.log" 2>&1 || { tail -30 "$build.log"; exit 1; }
