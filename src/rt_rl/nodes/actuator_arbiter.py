@@ -19,7 +19,6 @@ import time
 from collections import defaultdict
 
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rt_rl_interfaces.msg import Action
 from rt_rl_interfaces.msg import Schedule as ScheduleMsg
 from std_msgs.msg import Float64MultiArray
@@ -35,10 +34,10 @@ from rt_rl.nodes.common import (
     Param,
     RtNode,
     declare,
-    diagnostic,
     from_time_msg,
     run,
     set_realtime_priority,
+    statistics_rate,
     to_time_msg,
 )
 from rt_rl.tasks import TASKS, get_task
@@ -73,7 +72,7 @@ PARAMS = (
     Param("command_topic", "/rt_rl/command", "std_msgs/Float64MultiArray output"),
     Param("schedule_topic", "/rt_rl/schedule", "rt_rl_interfaces/Schedule output (latched)"),
     REALTIME_PRIORITY,
-    Param("statistics_rate_hz", 2.0, "rate of diagnostics on /diagnostics", 0.1, 100.0),
+    statistics_rate(2.0),
 )
 
 
@@ -138,9 +137,8 @@ class ActuatorArbiter(RtNode):
 
         self.cmd_pub = self.create_publisher(Float64MultiArray, p["command_topic"], FRESHEST_QOS)
         self.sched_pub = self.create_publisher(ScheduleMsg, p["schedule_topic"], LATCHED_QOS)
-        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_subscription(Action, p["action_topic"], self._on_action, 10 * self.num_workers)
-        self.create_timer(1.0 / p["statistics_rate_hz"], self._publish_diagnostics)
+        self.start_reporting(p["statistics_rate_hz"])
         self.create_timer(0.5, self._maybe_schedule)
         sys.setswitchinterval(0.0005)  # the tick thread must not wait 5 ms for the GIL
         self._thread = threading.Thread(target=self._control_loop, name="control", daemon=True)
@@ -309,14 +307,12 @@ class ActuatorArbiter(RtNode):
             },
         }
 
-    def _publish_diagnostics(self) -> None:
-        stats = self.statistics()
-        message = "scheduled" if self.schedule is not None else "warming up"
-        self.diag_pub.publish(diagnostic(self, DiagnosticStatus.OK, message, stats))
+    def status(self) -> tuple[str, dict]:
+        return ("scheduled" if self.schedule is not None else "warming up"), self.statistics()
 
     def on_shutdown(self) -> None:
         self._thread.join(timeout=1.0)
-        self._publish_diagnostics()
+        self.report()  # final statistics: the launcher's summary covers the whole window
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,14 +15,14 @@ import time
 from pathlib import Path
 
 from ament_index_python.packages import get_package_share_directory
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from diagnostic_msgs.msg import DiagnosticArray
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rt_rl_interfaces.msg import Action, Observation, Reward, Schedule
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
-from rt_rl.nodes.common import LATCHED_QOS, ConfigError, Param, RtNode, declare, diagnostic, run
+from rt_rl.nodes.common import LATCHED_QOS, ConfigError, Param, RtNode, declare, run, statistics_rate
 
 # (parameter holding the topic name, ROS type, rosbags type name, QoS depth or profile)
 STREAMS = (
@@ -39,7 +39,7 @@ PARAMS = (
     Param("output_dir", "bags/rt_rl", "bag directory; must not exist yet (a timestamp is appended)"),
     Param("storage", "mcap", "rosbag2 storage plugin", choices=("mcap", "sqlite3")),
     Param("params_snapshot", "", "params file copied next to the bag ('' = none)"),
-    Param("statistics_rate_hz", 1.0, "rate of diagnostics on /diagnostics", 0.1, 100.0),
+    statistics_rate(1.0),
     *(Param(name, default, f"topic to record ({ros_type})") for name, default, _, ros_type, _ in STREAMS),
 )
 
@@ -81,8 +81,7 @@ class BagRecorder(RtNode):
             self.create_subscription(ros_type, topic, self._writer_for(topic, connection), qos, raw=True)
         if p["params_snapshot"]:
             shutil.copy(p["params_snapshot"], self.path / "params.yaml")
-        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_timer(1.0 / p["statistics_rate_hz"], self._publish_diagnostics)
+        self.start_reporting(p["statistics_rate_hz"])
         self.get_logger().info(f"recording {len(self.counts)} topics to {self.path}")
 
     def _writer_for(self, topic: str, connection):
@@ -94,9 +93,8 @@ class BagRecorder(RtNode):
 
         return write
 
-    def _publish_diagnostics(self) -> None:
-        values = {"path": str(self.path), "messages": dict(self.counts)}
-        self.diag_pub.publish(diagnostic(self, DiagnosticStatus.OK, "recording", values))
+    def status(self) -> tuple[str, dict]:
+        return "recording", {"path": str(self.path), "messages": dict(self.counts)}
 
     def on_shutdown(self) -> None:
         with self._lock:

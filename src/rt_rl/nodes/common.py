@@ -147,12 +147,31 @@ REALTIME_PRIORITY = Param(
 )
 
 
+def statistics_rate(default: float) -> Param:
+    return Param("statistics_rate_hz", default, "rate of diagnostics on /diagnostics", 0.1, 100.0)
+
+
 class RtNode(Node):
-    """Base for rt_rl nodes: a stop event for worker threads and a hook run before shutdown."""
+    """Base for rt_rl nodes: a stop event for worker threads, periodic diagnostics (`status`), and a
+    hook run before shutdown."""
 
     def __init__(self, name: str) -> None:
         super().__init__(name)
         self.stop_event = threading.Event()
+        self._diag_pub = None
+
+    def start_reporting(self, rate_hz: float) -> None:
+        """Publish `status()` on /diagnostics at `rate_hz`; the first report also tells the launcher
+        that the node is ready."""
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_timer(1.0 / rate_hz, self.report)
+
+    def status(self) -> tuple[str, dict[str, Any]]:
+        return "running", {}
+
+    def report(self) -> None:
+        message, values = self.status()
+        self._diag_pub.publish(diagnostic(self, DiagnosticStatus.OK, message, values))
 
     def on_shutdown(self) -> None:
         """Called once after Ctrl-C/SIGTERM while the node can still publish (final statistics)."""

@@ -13,7 +13,6 @@ import threading
 import time
 
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rt_rl_interfaces.msg import Action, Observation
 from rt_rl_interfaces.msg import Schedule as ScheduleMsg
 
@@ -26,10 +25,10 @@ from rt_rl.nodes.common import (
     Param,
     RtNode,
     declare,
-    diagnostic,
     from_time_msg,
     run,
     set_realtime_priority,
+    statistics_rate,
     to_time_msg,
 )
 from rt_rl.policy.runtime import load_policy
@@ -48,7 +47,7 @@ PARAMS = (
     Param("action_topic", "/rt_rl/action", "rt_rl_interfaces/Action output"),
     Param("schedule_topic", "/rt_rl/schedule", "rt_rl_interfaces/Schedule input (latched)"),
     REALTIME_PRIORITY,
-    Param("statistics_rate_hz", 1.0, "rate of diagnostics on /diagnostics", 0.1, 100.0),
+    statistics_rate(1.0),
 )
 
 # A worker that wakes up to this fraction of a slot spacing late still takes the slot (starting at
@@ -92,10 +91,9 @@ class InferenceWorker(RtNode):
         self.compute_ms = self._warm_up(task.obs_dim)
 
         self.pub = self.create_publisher(Action, p["action_topic"], 10)
-        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_subscription(Observation, p["observation_topic"], self._on_observation, FRESHEST_QOS)
         self.create_subscription(ScheduleMsg, p["schedule_topic"], self._on_schedule, LATCHED_QOS)
-        self.create_timer(1.0 / p["statistics_rate_hz"], self._publish_diagnostics)
+        self.start_reporting(p["statistics_rate_hz"])
         self._thread = threading.Thread(target=self._loop, name="inference", daemon=True)
         self._thread.start()
 
@@ -190,7 +188,7 @@ class InferenceWorker(RtNode):
         self.inferences += 1
         del self.compute_times[:-1000]
 
-    def _publish_diagnostics(self) -> None:
+    def status(self) -> tuple[str, dict]:
         sched = self._schedule
         values = {
             "worker_id": self.worker_id,
@@ -203,7 +201,7 @@ class InferenceWorker(RtNode):
             "synthetic_latency_ms": self.latency * 1e3,
             "schedule_revision": sched.revision if sched else 0,
         }
-        self.diag_pub.publish(diagnostic(self, DiagnosticStatus.OK, "running", values))
+        return "running", values
 
     def on_shutdown(self) -> None:
         self._thread.join(timeout=1.0)

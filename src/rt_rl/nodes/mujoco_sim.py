@@ -13,7 +13,6 @@ import threading
 import time
 
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rt_rl_interfaces.msg import Reward
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
@@ -26,9 +25,9 @@ from rt_rl.nodes.common import (
     Param,
     RtNode,
     declare,
-    diagnostic,
     run,
     set_realtime_priority,
+    statistics_rate,
     to_time_msg,
 )
 from rt_rl.tasks import TASKS, get_task
@@ -42,7 +41,7 @@ PARAMS = (
     Param("command_topic", "/rt_rl/command", "std_msgs/Float64MultiArray input (actuator commands)"),
     Param("reward_topic", "/rt_rl/reward", "rt_rl_interfaces/Reward output"),
     REALTIME_PRIORITY,
-    Param("statistics_rate_hz", 1.0, "rate of diagnostics on /diagnostics", 0.1, 100.0),
+    statistics_rate(1.0),
 )
 
 
@@ -69,9 +68,8 @@ class MujocoSim(RtNode):
 
         self.joint_pub = self.create_publisher(JointState, p["joint_states_topic"], 10)
         self.reward_pub = self.create_publisher(Reward, p["reward_topic"], 100)
-        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_subscription(Float64MultiArray, p["command_topic"], self._on_command, FRESHEST_QOS)
-        self.create_timer(1.0 / p["statistics_rate_hz"], self._publish_diagnostics)
+        self.start_reporting(p["statistics_rate_hz"])
         self._thread = threading.Thread(target=self._loop, name="physics", daemon=True)
         self._thread.start()
         self.get_logger().info(
@@ -147,12 +145,12 @@ class MujocoSim(RtNode):
             "bad_commands": self.bad_commands,
         }
 
-    def _publish_diagnostics(self) -> None:
-        self.diag_pub.publish(diagnostic(self, DiagnosticStatus.OK, "running", self.statistics()))
+    def status(self) -> tuple[str, dict]:
+        return "running", self.statistics()
 
     def on_shutdown(self) -> None:
         self._thread.join(timeout=1.0)
-        self.diag_pub.publish(diagnostic(self, DiagnosticStatus.OK, "stopped", self.statistics()))
+        self.report()  # final statistics
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,6 @@ environment uses.
 
 from __future__ import annotations
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rt_rl_interfaces.msg import Observation, Reward
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
@@ -23,9 +22,9 @@ from rt_rl.nodes.common import (
     Param,
     RtNode,
     declare,
-    diagnostic,
     run,
     set_realtime_priority,
+    statistics_rate,
 )
 from rt_rl.policy.runtime import read_policy_info
 from rt_rl.tasks import TASKS, get_task
@@ -44,7 +43,7 @@ PARAMS = (
     ),
     Param("observation_topic", "/rt_rl/observation", "rt_rl_interfaces/Observation output"),
     REALTIME_PRIORITY,
-    Param("statistics_rate_hz", 1.0, "rate of diagnostics on /diagnostics", 0.1, 100.0),
+    statistics_rate(1.0),
 )
 
 
@@ -72,11 +71,10 @@ class SensorIngest(RtNode):
         self.episode = 0
         self.bad_joint_states = 0
         self.pub = self.create_publisher(Observation, p["observation_topic"], FRESHEST_QOS)
-        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_subscription(JointState, p["joint_states_topic"], self._on_joint_state, SENSOR_QOS)
         self.create_subscription(Float64MultiArray, p["command_topic"], self._on_command, FRESHEST_QOS)
         self.create_subscription(Reward, p["reward_topic"], self._on_reward, 100)
-        self.create_timer(1.0 / p["statistics_rate_hz"], self._publish_diagnostics)
+        self.start_reporting(p["statistics_rate_hz"])
 
     def _on_joint_state(self, msg: JointState) -> None:
         try:
@@ -99,14 +97,14 @@ class SensorIngest(RtNode):
             self.episode = msg.episode + 1
             self.builder.reset()
 
-    def _publish_diagnostics(self) -> None:
+    def status(self) -> tuple[str, dict]:
         values = {
             "observations": self.seq,
             "episode": self.episode,
             "bad_joint_states": self.bad_joint_states,
             "observation_size": self.builder.size,
         }
-        self.diag_pub.publish(diagnostic(self, DiagnosticStatus.OK, "running", values))
+        return "running", values
 
 
 def main(argv: list[str] | None = None) -> int:
