@@ -89,16 +89,21 @@ def test_resume_refuses_other_architecture(tmp_path: Path) -> None:
 
 
 def test_critic_state_holds_commands_in_flight() -> None:
-    """D = 2: x_t = o_t ++ commands applied at t, t+1; the scored decision is the one applied at t+2."""
+    """D = 2: x_t = o_t ++ the commands applied at t, t+1; the scored action is the decision made at t.
+
+    In flight = decisions of the workers started at t-2, t-1, or the executed fallback before any
+    started; decisions are known even when the episode ends before they land (no hindsight padding).
+    """
     cfg = train.SACConfig(arch="mlp", hidden=8, depth=1, delay=2, critic_hidden=8)
     sac = train.SAC(cfg, input_dim=2, act_dim=1, stride=1)
     rb = train.TickReplay(2, 1, capacity=4)  # grows as needed
     rb.start_episode(np.zeros(2))
-    for t in range(5):  # ticks 0..4, final observation row 5
-        rb.add_tick(np.array([t + 1.0]), 1.0, False, np.full(2, t + 1.0))
+    for t in range(5):  # ticks 0..4, final observation row 5; decision d_t = 10 + t lands at t + 2
+        executed = 0.0 if t < 2 else 10.0 + t - 2
+        rb.add_tick(np.array([executed]), 1.0, False, np.full(2, t + 1.0), np.array([10.0 + t]))
     rb.start_episode(np.full(2, 9.0))  # next episode: must not leak into the first one
-    rb.add_tick(np.array([9.0]), 1.0, False, np.full(2, 9.0))
-    rows = np.array([1, 3])
-    x, decision, decided = sac._pending(rb, rows, rb.episode_end(rows))
-    assert x.tolist() == [[1.0, 1.0, 2.0, 3.0], [3.0, 3.0, 4.0, 5.0]]
-    assert decision.tolist() == [[4.0], [0.0]] and decided.tolist() == [True, False]
+    rb.add_tick(np.array([9.0]), 1.0, False, np.full(2, 9.0), np.array([9.0]))
+    rows = np.array([1, 3, 5])
+    x, decision = sac._pending(rb, rows, rb.ep_start[rows])
+    assert x.tolist() == [[1.0, 1.0, 0.0, 10.0], [3.0, 3.0, 11.0, 12.0], [5.0, 5.0, 13.0, 14.0]]
+    assert decision.tolist() == [[11.0], [13.0], [0.0]]

@@ -136,6 +136,7 @@ class TickReplay:
     def __init__(self, obs_dim: int, act_dim: int, capacity: int = 4096) -> None:
         self.obs = np.zeros((capacity, obs_dim), np.float32)
         self.cmd = np.zeros((capacity, act_dim), np.float32)
+        self.dec = np.zeros((capacity, act_dim), np.float32)  # decision of the worker starting at the tick
         self.rew = np.zeros(capacity, np.float32)
         self.term = np.zeros(capacity, np.float32)
         self.ep_start = np.zeros(capacity, np.int64)
@@ -146,7 +147,7 @@ class TickReplay:
         self._start = 0
 
     def _grow(self) -> None:
-        for name in ("obs", "cmd", "rew", "term", "ep_start", "ep_end", "valid"):
+        for name in ("obs", "cmd", "dec", "rew", "term", "ep_start", "ep_end", "valid"):
             arr = getattr(self, name)
             setattr(self, name, np.concatenate((arr, np.zeros_like(arr))))
 
@@ -158,11 +159,14 @@ class TickReplay:
         self.obs[self.n], self.ep_start[self.n] = obs, self.n
         self.n += 1
 
-    def add_tick(self, cmd: np.ndarray, reward: float, terminated: bool, next_obs: np.ndarray) -> None:
+    def add_tick(
+        self, cmd: np.ndarray, reward: float, terminated: bool, next_obs: np.ndarray, decision: np.ndarray
+    ) -> None:
         if self.n >= len(self.obs):
             self._grow()
         row = self.n - 1
         self.cmd[row], self.rew[row], self.term[row] = cmd, reward, float(terminated)
+        self.dec[row] = decision
         self.valid[self.n_valid] = row
         self.n_valid += 1
         self.obs[self.n], self.ep_start[self.n] = next_obs, self._start
@@ -174,7 +178,8 @@ class TickReplay:
 
     def state(self) -> dict:
         return {
-            k: getattr(self, k)[: self.n].copy() for k in ("obs", "cmd", "rew", "term", "ep_start", "ep_end")
+            k: getattr(self, k)[: self.n].copy()
+            for k in ("obs", "cmd", "dec", "rew", "term", "ep_start", "ep_end")
         } | {
             "valid": self.valid[: self.n_valid].copy(),
             "n": self.n,
@@ -184,7 +189,7 @@ class TickReplay:
     @classmethod
     def from_state(cls, s: dict) -> TickReplay:
         r = cls(s["obs"].shape[1], s["cmd"].shape[1], max(4096, 2 * s["n"]))
-        for k in ("obs", "cmd", "rew", "term", "ep_start", "ep_end"):
+        for k in ("obs", "cmd", "dec", "rew", "term", "ep_start", "ep_end"):
             getattr(r, k)[: s["n"]] = s[k]
         r.valid[: s["n_valid"]] = s["valid"]
         r.n, r.n_valid = s["n"], s["n_valid"]
@@ -237,23 +242,30 @@ class SAC:
         # only the last returned head is needed: the exact one-pass diagonal of the unroll (tested)
         return squashed_gaussian(self.actor.last_head(seq, mask), self.act_dim)
 
-    def _pending(self, rb: TickReplay, base: np.ndarray, end: np.ndarray) -> tuple[torch.Tensor, ...]:
-        """Critic state and action at tick `base`: obs ++ the D commands already in flight (applied at
-        base..base+D-1), and the decision applied at base+D. Commands past the episode end are zeros."""
-        idx = base[:, None] + np.arange(self.cfg.delay + 1)[None, :]
-        ok = idx < end[:, None]  # rows that have an applied command
-        cmds = rb.cmd[np.minimum(idx, end[:, None])] * ok[..., None]
-        x = np.concatenate((rb.obs[base], cmds[:, :-1].reshape(len(base), -1)), 1)
-        return torch.from_numpy(x), torch.from_numpy(cmds[:, -1]), torch.from_numpy(ok[:, -1])
+    def _pending(self, rb: TickReplay, base: np.ndarray, start: np.ndarray) -> tuple[torch.Tensor, ...]:
+        """Critic state and action at tick `base`: obs ++ the D commands in flight (applied at
+        base..base+D-1: the decisions of the workers that started at base-D..base-1, or the executed
+        fallback before any had started), and the decision of the worker starting at base.
+
+        Decisions are recorded even when the episode ends before they land, so the critic never sees
+        padding that would tell it, in hindsight, that the episode is about to end.
+        """
+        d = self.cfg.delay
+        src = base[:, None] + np.arange(d)[None, :] - d  # worker starts whose actions are in flight
+        started = src >= start[:, None]
+        fallback = rb.cmd[np.minimum(base[:, None] + np.arange(d)[None, :], len(rb.cmd) - 1)]
+        pend = np.where(started[..., None], rb.dec[np.maximum(src, 0)], fallback)
+        x = np.concatenate((rb.obs[base], pend.reshape(len(base), -1)), 1)
+        return torch.from_numpy(x), torch.from_numpy(rb.dec[base])
 
     def update(self, rb: TickReplay, rng: np.random.Generator) -> dict[str, float]:
         cfg = self.cfg
         rows = rb.valid[rng.integers(0, rb.n_valid, cfg.batch_size)]
-        start, end = rb.ep_start[rows], rb.episode_end(rows)
+        start = rb.ep_start[rows]
         # Delayed MDP made Markov for the critic (training only): x_t = (o_t, commands in flight), its
         # action = the command the worker starting at t decides, applied at t + D.
-        x, a_taken, decided = self._pending(rb, rows, end)
-        nx, _, _ = self._pending(rb, rows + 1, end)
+        x, a_taken = self._pending(rb, rows, start)
+        nx, _ = self._pending(rb, rows + 1, start)
         rew, term = (torch.from_numpy(a[rows]) for a in (rb.rew, rb.term))
         alpha = self.alpha
         with torch.no_grad():
@@ -269,12 +281,11 @@ class SAC:
         stats = {"q_loss": float(q_loss.detach()), "q": float(q1.detach().mean())}
         self.updates += 1
         if self.updates % cfg.policy_frequency == 0:
-            acted = decided.float()  # the decision matters only if it lands before the episode ends
             seq, mask = self._sequences(rb, rows, start)
             for _ in range(cfg.policy_frequency):
                 a, logp = self._policy(seq, mask)
                 q = torch.min(self.q1(x, a), self.q2(x, a))
-                pi_loss = ((alpha * logp - q) * acted).sum() / acted.sum().clamp(min=1)
+                pi_loss = (alpha * logp - q).mean()
                 self.pi_opt.zero_grad()
                 pi_loss.backward()
                 self.pi_opt.step()
@@ -444,7 +455,7 @@ class Trainer:
             obs, _, term, trunc, info = self.env.step(a * self.scale + self.offset)
             for rec in info["ticks"]:
                 cmd = (rec["command"] - self.offset) / self.scale
-                self.rb.add_tick(cmd, rec["reward"], rec["terminated"], rec["next_obs"])
+                self.rb.add_tick(cmd, rec["reward"], rec["terminated"], rec["next_obs"], a)
                 ep_return += rec["reward"]
                 ep_len += 1
                 self.tick += 1
