@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from rt_rl.core.schedule import InferenceTimeEstimator, make_schedule, needs_retune
+from rt_rl.core.schedule import InferenceTimeEstimator, Retuner, make_schedule, needs_retune
 
 PERIOD = 0.01
 
@@ -94,3 +94,14 @@ def test_estimator_uses_a_high_percentile_of_recent_samples():
     for _ in range(10):
         est.add(0.02)  # old samples leave the window
     assert est.estimate() == pytest.approx(0.02)
+
+
+def test_retuner_ignores_bursts_and_follows_sustained_change():
+    s = make_schedule(2, PERIOD, 0.04, 0.0, 0.0)
+    r = Retuner(tolerance=0.1, hold_time=2.0)
+    assert not r.update(0.0, s, 0.05)  # slow burst starts
+    assert not r.update(1.0, s, 0.05)
+    assert not r.update(1.5, s, 0.041)  # over: back within tolerance resets the clock
+    assert not r.update(2.5, s, 0.05)
+    assert not r.update(4.0, s, 0.05)
+    assert r.update(4.6, s, 0.05)  # off for 2.1 s in a row

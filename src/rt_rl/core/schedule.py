@@ -88,6 +88,29 @@ def needs_retune(current: Schedule, estimate: float, tolerance: float) -> bool:
     return abs(estimate - current.inference_time) > tolerance * current.inference_time
 
 
+class Retuner:
+    """Decides when to re-lay the grid: only when T has been off by more than `tolerance` for
+    `hold_time` seconds in a row. A one-off burst of slow inferences (a page-cache flush, another
+    process) then costs a few late actions instead of a grid change, whose transition costs more.
+    """
+
+    def __init__(self, tolerance: float, hold_time: float) -> None:
+        self.tolerance = tolerance
+        self.hold_time = hold_time
+        self._off_since: float | None = None
+
+    def update(self, now: float, current: Schedule, estimate: float) -> bool:
+        if not needs_retune(current, estimate, self.tolerance):
+            self._off_since = None
+            return False
+        if self._off_since is None:
+            self._off_since = now
+        if now - self._off_since >= self.hold_time:
+            self._off_since = None
+            return True
+        return False
+
+
 class InferenceTimeEstimator:
     """Running estimate of T: a high percentile of the last `window` measured inference durations.
 

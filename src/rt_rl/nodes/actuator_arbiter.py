@@ -24,7 +24,7 @@ from rt_rl_interfaces.msg import Schedule as ScheduleMsg
 from std_msgs.msg import Float64MultiArray
 
 from rt_rl.core.arbiter import ArbiterConfig, ArbiterCore, TickKind, TimedAction
-from rt_rl.core.schedule import InferenceTimeEstimator, Schedule, make_schedule, needs_retune
+from rt_rl.core.schedule import InferenceTimeEstimator, Retuner, Schedule, make_schedule
 from rt_rl.core.stats import percentiles_ms
 from rt_rl.nodes.common import (
     FRESHEST_QOS,
@@ -68,6 +68,9 @@ PARAMS = (
         "warmup_samples", 10, "inference times measured from each worker before the first schedule", 1, 10000
     ),
     Param("retune_tolerance", 0.1, "relative change of T that re-lays the grid", 0.01, 10.0),
+    Param(
+        "retune_hold", 2.0, "seconds T must stay beyond the tolerance before the grid is re-laid", 0.0, 60.0
+    ),
     Param("action_topic", "/rt_rl/action", "rt_rl_interfaces/Action input"),
     Param("command_topic", "/rt_rl/command", "std_msgs/Float64MultiArray output"),
     Param("schedule_topic", "/rt_rl/schedule", "rt_rl_interfaces/Schedule output (latched)"),
@@ -117,7 +120,7 @@ class ActuatorArbiter(RtNode):
         self.num_workers = p["num_workers"]
         self.margin = p["schedule_margin"]
         self.warmup_samples = p["warmup_samples"]
-        self.retune_tolerance = p["retune_tolerance"]
+        self.retuner = Retuner(p["retune_tolerance"], p["retune_hold"])
         self.estimator = InferenceTimeEstimator()
         self.schedule: Schedule | None = None
         self._lock = threading.Lock()
@@ -217,7 +220,7 @@ class ActuatorArbiter(RtNode):
             estimate = self.estimator.estimate()
             current = self.schedule
             wall_tick = self._last_wall_tick
-        if current is not None and not needs_retune(current, estimate, self.retune_tolerance):
+        if current is not None and not self.retuner.update(time.monotonic(), current, estimate):
             self._publish_schedule(current)  # again: a lost latched sample is otherwise repaired in seconds
             return
         # The new grid starts after every inference of the old one has finished.
