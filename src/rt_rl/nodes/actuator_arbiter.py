@@ -132,7 +132,6 @@ class ActuatorArbiter(RtNode):
         self.ages: list[float] = []
         self.worker_actions: dict[int, int] = defaultdict(int)
         self.worker_inference: dict[int, list[float]] = defaultdict(list)
-        self.ticks_total = 0
         self._rejected_before: dict = {}
         self.worker_revision: dict[int, int] = {}  # schedule revision each worker last followed
         self.worker_samples: dict[int, int] = defaultdict(int)  # actions heard from each worker
@@ -188,7 +187,6 @@ class ActuatorArbiter(RtNode):
                 self._record(decision.kind, decision.action_age, mono, wall)
 
     def _record(self, kind: TickKind, age: float, mono: float, wall: float) -> None:
-        self.ticks_total += 1
         self._last_wall_tick = wall
         if self.stats_start is None:
             # The window opens at the first fresh action once the first schedule has gone round:
