@@ -464,4 +464,6 @@ def print_summary(s: dict) -> None:
     )
     for name, value in rows:
         print(f"  {name:<{width}}  {value}")
+    if s.get("bag"):
+        print(f"  {'bag':<{width}}  {s['bag']}")
     print()
