@@ -83,8 +83,19 @@ def read_policy_info(path: str | Path) -> PolicyInfo:
     return _load_blob(path)[0]
 
 
-def _load_blob(path: str | Path) -> tuple[PolicyInfo, dict]:
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A path as given, or else relative to the installed rt_rl package (where shipped checkpoints
+    live: `checkpoints/<name>.pt` works from any working directory and on a colcon install)."""
     p = Path(path)
+    if not p.is_file() and not p.is_absolute():
+        shipped = Path(__file__).resolve().parents[1] / p
+        if shipped.is_file():
+            return shipped
+    return p
+
+
+def _load_blob(path: str | Path) -> tuple[PolicyInfo, dict]:
+    p = resolve_checkpoint(path)
     if not p.is_file():
         raise ValueError(f"policy checkpoint '{path}' is not a readable file")
     try:
