@@ -170,6 +170,7 @@ class Launcher:
         self.children: list[Child] = []
         self.cpu: dict[str, float | None] = {}
         self.record = False
+        self.window_start_wall = float("inf")
 
     def log(self, text: str) -> None:
         if not self.o.quiet:
@@ -231,6 +232,7 @@ class Launcher:
             self._start_stages(monitor)
             self._wait_for(monitor, "actuator_arbiter", lambda st: st[0] == "scheduled", "first schedule")
             t_measure = time.monotonic()
+            self.window_start_wall = time.time()
             self.log(
                 "graph ready and scheduled; measuring"
                 + (f" for {self.o.duration:g} s" if self.o.duration else " until Ctrl-C")
@@ -363,6 +365,9 @@ class Launcher:
         time.sleep(0.2)  # final diagnostics in flight
         arbiter = (monitor.get("actuator_arbiter") or ("", {}))[1]
         sim = (monitor.get("mujoco_sim") or ("", {}))[1]
+        window = [e for e in sim.get("recent_episodes", []) if e[0] >= self.window_start_wall]
+        window_returns = [e[1] for e in window]
+        window_steps = [e[2] for e in window]
         workers = {w["id"]: w for w in arbiter.get("workers", [])}
         for i in range(n):
             extra = (monitor.get(f"inference_worker_{i}") or ("", {}))[1]
@@ -393,8 +398,15 @@ class Launcher:
                 "env_dt_ms": sim.get("env_dt_ms"),
                 "real_time_factor": sim.get("real_time_factor"),
                 "overruns": sim.get("overruns"),
-                "episodes": sim.get("episodes"),
-                "mean_episode_return": sim.get("mean_episode_return"),
+                # episodes that started and ended inside the measurement window (policy in control)
+                "episodes": len(window_returns),
+                "mean_episode_return": round(sum(window_returns) / len(window_returns), 2)
+                if window_returns
+                else None,
+                "mean_episode_steps": round(sum(window_steps) / len(window_steps), 1)
+                if window_steps
+                else None,
+                "episodes_since_start": sim.get("episodes"),
             },
             "bag": (monitor.get(RECORDER) or ("", {}))[1].get("path"),
             "cpu_seconds": {k: (round(v, 2) if v is not None else None) for k, v in self.cpu.items()},

@@ -61,7 +61,8 @@ class MujocoSim(RtNode):
         self._lock = threading.Lock()
         self.bad_commands = 0
         self.episode, self.step_in_episode, self.episode_return = 0, 0, 0.0
-        self.finished_returns: list[float] = []
+        self.finished: list[tuple[float, float, int]] = []  # (start wall time, return, steps)
+        self._episode_start = time.time()
         self.sim_time = 0.0
         self.overruns = 0
         self._start_wall: float | None = None
@@ -105,7 +106,8 @@ class MujocoSim(RtNode):
             self.episode_return += float(reward)
             self._publish_reward(float(reward), terminated, truncated)
             if terminated or truncated:
-                self.finished_returns.append(self.episode_return)
+                self.finished.append((self._episode_start, self.episode_return, self.step_in_episode))
+                self._episode_start = time.time()
                 self.episode += 1
                 self.step_in_episode, self.episode_return = 0, 0.0
                 self.env.reset()
@@ -131,7 +133,7 @@ class MujocoSim(RtNode):
 
     def statistics(self) -> dict:
         wall = time.monotonic() - self._start_wall if self._start_wall else 0.0
-        returns = self.finished_returns
+        returns = [r for _, r, _ in self.finished]
         return {
             "task": self.task.gym_id,
             "env_dt_ms": round(self.dt * 1e3, 3),
@@ -142,6 +144,8 @@ class MujocoSim(RtNode):
             "episodes": len(returns),
             "mean_episode_return": round(float(np.mean(returns)), 2) if returns else None,
             "current_episode_return": round(self.episode_return, 2),
+            # the launcher keeps the episodes that started inside its measurement window
+            "recent_episodes": [[round(t, 3), round(r, 2), n] for t, r, n in self.finished[-500:]],
             "bad_commands": self.bad_commands,
         }
 
