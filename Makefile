@@ -1,21 +1,24 @@
 # The two commands users need: `make demo` and `make test` (both run `make setup` first).
 SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+# pip on these machines warns about missing local mirror folders; keep the output readable
+QUIET_PIP := 2>&1 | { grep -v "^WARNING: Location" || true; }
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.rt_rl-setup-done
 MSGS := $(wildcard rt_rl_ws/src/rt_rl_interfaces/msg/*.msg) rt_rl_ws/src/rt_rl_interfaces/CMakeLists.txt
 
-.PHONY: setup demo test lint bench-graph clean
+.PHONY: setup demo test bench-graph clean
 
 setup: $(STAMP)
 
 $(STAMP): requirements.txt setup.py $(MSGS) scripts/build_interfaces.sh
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --upgrade pip $(QUIET_PIP)
+	$(PY) -m pip install --quiet -r requirements.txt $(QUIET_PIP)
 	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH scripts/build_interfaces.sh
-	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e . $(QUIET_PIP)
 	@touch $(STAMP)
 	@echo "setup done: $(VENV)"
 
