@@ -86,7 +86,10 @@ class InferenceWorker(RtNode):
         self._wake = threading.Event()  # set on a new schedule
         self._have_obs = threading.Event()
         self._episode = -1
+        self._last_slot: tuple[int, int] = (0, -1)  # (schedule revision, slot index) last started
+        self._last_obs_seq = -1
         self.inferences = 0
+        self.bad_observations = 0
         self.compute_times: list[float] = []
         self.compute_ms = self._warm_up(task.obs_dim)
 
@@ -139,12 +142,21 @@ class InferenceWorker(RtNode):
         """Sleep until this worker's next slot on the current schedule; False if it changed meanwhile."""
         sched = self._schedule
         if sched is None or sched.num_workers <= self.worker_id:
-            return self._obs is not None  # no schedule yet: free-run so the arbiter can measure T
+            # No schedule yet: free-run so the arbiter can measure T, once per new observation
+            # (never a busy loop: this thread may run under SCHED_FIFO).
+            obs = self._obs
+            if obs is None or obs.seq == self._last_obs_seq:
+                self._wake.wait(0.002)
+                return False
+            return True
         slack = LATE_START_FRACTION * sched.spacing
-        start, _ = sched.next_start(self.worker_id, time.time() - slack)
+        start, k = sched.next_start(self.worker_id, time.time() - slack)
+        if (sched.revision, k) <= self._last_slot:  # never run the same slot twice (T < slack)
+            start, k = sched.next_start(self.worker_id, start + 0.5 * sched.cycle)
         while not self.stop_event.is_set():
             remaining = start - time.time()
             if remaining <= 0:
+                self._last_slot = (sched.revision, k)
                 return True
             self._wake.clear()
             if self._schedule is not sched:
@@ -157,13 +169,19 @@ class InferenceWorker(RtNode):
             if not self._have_obs.wait(0.05):
                 continue
             if self._wait_for_slot():
-                self._infer_once()
+                try:
+                    self._infer_once()
+                except ValueError as err:  # e.g. an observation of the wrong size: skip it, say why
+                    self.bad_observations += 1
+                    self.get_logger().error(f"inference skipped: {err}", throttle_duration_sec=2.0)
+                    self.stop_event.wait(0.1)
 
     def _infer_once(self) -> None:
         obs, sched = self._obs, self._schedule
         if obs is None:
             return
         start = time.time()
+        self._last_obs_seq = obs.seq
         if obs.episode != self._episode:  # the pipeline's activations belong to the old episode
             self.policy.reset()
             self._episode = obs.episode
@@ -193,6 +211,7 @@ class InferenceWorker(RtNode):
         values = {
             "worker_id": self.worker_id,
             "inferences": self.inferences,
+            "bad_observations": self.bad_observations,
             "policy_version": self.policy.version,
             "warmup_compute_ms": round(self.compute_ms, 3),
             "compute_ms_p50": round(float(np.median(self.compute_times)) * 1e3, 3)
