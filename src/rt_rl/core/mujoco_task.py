@@ -39,9 +39,7 @@ def frame_skip_for_rate(task: TaskSpec, sensor_rate_hz: float, timestep: float |
 
 def make_env(task: TaskSpec, frame_skip: int, episode_seconds: float, seed: int | None = None) -> gym.Env:
     """The task's Gymnasium env with `frame_skip` physics steps per env step and a time limit in seconds."""
-    probe = gym.make(task.gym_id)
-    dt = float(probe.unwrapped.model.opt.timestep) * frame_skip
-    probe.close()
+    dt = physics_timestep(task) * frame_skip
     steps = max(1, round(episode_seconds / dt))
     env = gym.make(task.gym_id, frame_skip=frame_skip, max_episode_steps=steps)
     env.reset(seed=seed)

@@ -36,9 +36,9 @@ from rt_rl.nodes.common import (
     declare,
     from_time_msg,
     run,
+    schedule_to_msg,
     set_realtime_priority,
     statistics_rate,
-    to_time_msg,
 )
 from rt_rl.tasks import TASKS, get_task
 
@@ -241,17 +241,7 @@ class ActuatorArbiter(RtNode):
         )
 
     def _publish_schedule(self, schedule: Schedule) -> None:
-        msg = ScheduleMsg(
-            revision=schedule.revision,
-            num_workers=schedule.num_workers,
-            control_period=schedule.control_period,
-            inference_time=schedule.inference_time,
-            spacing=schedule.spacing,
-            lead=schedule.lead,
-            epoch=to_time_msg(schedule.epoch),
-        )
-        msg.header.stamp = to_time_msg(time.time())
-        self.sched_pub.publish(msg)
+        self.sched_pub.publish(schedule_to_msg(schedule))
 
     # --- reporting ----------------------------------------------------------------------------------
     def statistics(self) -> dict:

@@ -27,6 +27,9 @@ from rclpy.exceptions import InvalidParameterValueException, ParameterException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
+from rt_rl_interfaces.msg import Schedule as ScheduleMsg
+
+from rt_rl.core.schedule import Schedule
 
 EXIT_CONFIG_ERROR = 2
 
@@ -41,6 +44,32 @@ LATCHED_QOS = QoSProfile(
 FRESHEST_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
 # Sensor input: best effort matches both best-effort and reliable publishers (e.g. joint_state_broadcaster).
 SENSOR_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.BEST_EFFORT)
+
+
+def schedule_to_msg(schedule: Schedule) -> ScheduleMsg:
+    msg = ScheduleMsg(
+        revision=schedule.revision,
+        num_workers=schedule.num_workers,
+        control_period=schedule.control_period,
+        inference_time=schedule.inference_time,
+        spacing=schedule.spacing,
+        lead=schedule.lead,
+        epoch=to_time_msg(schedule.epoch),
+    )
+    msg.header.stamp = to_time_msg(time.time())
+    return msg
+
+
+def schedule_from_msg(msg: ScheduleMsg) -> Schedule:
+    return Schedule(
+        msg.revision,
+        msg.num_workers,
+        msg.control_period,
+        msg.inference_time,
+        msg.spacing,
+        msg.lead,
+        from_time_msg(msg.epoch),
+    )
 
 
 class ConfigError(ValueError):
@@ -65,9 +94,7 @@ class Param:
         if self.low is not None or self.high is not None:
             lo = self.low if self.low is not None else -1e308
             hi = self.high if self.high is not None else 1e308
-            if isinstance(self.default, bool):
-                pass
-            elif isinstance(self.default, int):
+            if isinstance(self.default, int) and not isinstance(self.default, bool):
                 d.integer_range = [IntegerRange(from_value=int(lo), to_value=int(min(hi, 2**62)), step=0)]
             elif isinstance(self.default, float):
                 d.floating_point_range = [FloatingPointRange(from_value=lo, to_value=hi, step=0.0)]

@@ -25,8 +25,8 @@ from rt_rl.nodes.common import (
     Param,
     RtNode,
     declare,
-    from_time_msg,
     run,
+    schedule_from_msg,
     set_realtime_priority,
     statistics_rate,
     to_time_msg,
@@ -91,7 +91,7 @@ class InferenceWorker(RtNode):
         self.inferences = 0
         self.bad_observations = 0
         self.compute_times: list[float] = []
-        self.compute_ms = self._warm_up(task.obs_dim)
+        self.compute_ms = self._warm_up()
 
         self.pub = self.create_publisher(Action, p["action_topic"], 10)
         self.create_subscription(Observation, p["observation_topic"], self._on_observation, FRESHEST_QOS)
@@ -100,7 +100,7 @@ class InferenceWorker(RtNode):
         self._thread = threading.Thread(target=self._loop, name="inference", daemon=True)
         self._thread.start()
 
-    def _warm_up(self, obs_dim: int, steps: int = 20) -> float:
+    def _warm_up(self, steps: int = 20) -> float:
         """First torch calls are slow (allocations, kernels): pay that before joining the schedule."""
         dummy = np.zeros(self.policy.info.input_dim, dtype=np.float32)
         t = []
@@ -118,15 +118,7 @@ class InferenceWorker(RtNode):
     def _on_schedule(self, msg: ScheduleMsg) -> None:
         if self._schedule is not None and msg.revision == self._schedule.revision:
             return  # the arbiter repeats the latched schedule; only a new revision matters
-        self._schedule = Schedule(
-            msg.revision,
-            msg.num_workers,
-            msg.control_period,
-            msg.inference_time,
-            msg.spacing,
-            msg.lead,
-            from_time_msg(msg.epoch),
-        )
+        self._schedule = schedule_from_msg(msg)
         start, _ = self._schedule.next_start(self.worker_id, time.time())
         self.get_logger().info(
             f"schedule r{msg.revision}: spacing {msg.spacing * 1e3:.2f} ms, first slot in "

@@ -65,7 +65,7 @@ class MujocoSim(RtNode):
         self._episode_start = time.time()
         self.sim_time = 0.0
         self.overruns = 0
-        self._start_wall: float | None = None
+        self._start_mono: float | None = None
 
         self.joint_pub = self.create_publisher(JointState, p["joint_states_topic"], 10)
         self.reward_pub = self.create_publisher(Reward, p["reward_topic"], 100)
@@ -87,7 +87,7 @@ class MujocoSim(RtNode):
     def _loop(self) -> None:
         # Drift-free: step k is due at start + k*dt on the monotonic clock.
         start = time.monotonic()
-        self._start_wall = start
+        self._start_mono = start
         k = 0
         self._publish_state()
         while not self.stop_event.is_set():
@@ -132,7 +132,7 @@ class MujocoSim(RtNode):
         self.reward_pub.publish(msg)
 
     def statistics(self) -> dict:
-        wall = time.monotonic() - self._start_wall if self._start_wall else 0.0
+        wall = time.monotonic() - self._start_mono if self._start_mono else 0.0
         returns = [r for _, r, _ in self.finished]
         return {
             "task": self.task.gym_id,
