@@ -14,14 +14,18 @@ REPO = Path(__file__).resolve().parents[1]
 def test_graph_order_and_worker_names():
     nodes = describe_graph(3)
     assert [n.name for n in nodes] == [
-        "mujoco_sim",
-        "sensor_ingest",
         "inference_worker_0",
         "inference_worker_1",
         "inference_worker_2",
+        "mujoco_sim",
+        "sensor_ingest",
         "actuator_arbiter",
     ]
     assert [n.stage for n in nodes] == sorted(n.stage for n in nodes)
+    # the arbiter drives the others: it starts last, alone
+    assert nodes[-1].stage > max(n.stage for n in nodes[:-1])
+    assert describe_graph(1, record=True)[0].name == "bag_recorder"
+    assert describe_graph(1, record=True)[0].stage < describe_graph(1)[0].stage
     assert all(n.respawn and not n.required for n in nodes if n.name.startswith("inference_worker"))
     assert all(n.required for n in nodes if not n.name.startswith("inference_worker"))
 

@@ -43,6 +43,7 @@ def _launch(argv: list[str]) -> int:
     )
     ap.add_argument("--startup-timeout", type=float, default=90.0, help="seconds each start stage may take")
     ap.add_argument("--echo-logs", action="store_true", help="print the nodes' output, prefixed by node name")
+    ap.add_argument("--quiet", action="store_true", help="no progress lines (the summary is still printed)")
     a = ap.parse_args(argv)
     return Launcher(
         LaunchOptions(
@@ -54,6 +55,7 @@ def _launch(argv: list[str]) -> int:
             run_dir=a.run_dir,
             startup_timeout=a.startup_timeout,
             echo_logs=a.echo_logs,
+            quiet=a.quiet,
         )
     ).run()
 

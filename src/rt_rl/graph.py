@@ -37,26 +37,28 @@ class NodeSpec:
 
 
 def describe_graph(num_workers: int, record: bool = False) -> list[NodeSpec]:
-    """Recorder first (nothing is missed), robot (sensors flowing), ingest, workers, and the arbiter
-    that drives them. `record` adds the bag recorder (a params file with a `bag_recorder` section)."""
+    """Recorder first (nothing is missed); then the workers (they take longest to start: each imports
+    torch and loads its policy), the robot (sensors flowing) and the ingest, together; the arbiter,
+    which drives them, last. `record` adds the bag recorder (a params file with a `bag_recorder`
+    section)."""
     nodes = [NodeSpec("bag_recorder", "rt_rl.nodes.bag_recorder", "bag_recorder", stage=-1)] if record else []
-    nodes += [
-        NodeSpec("mujoco_sim", "rt_rl.nodes.mujoco_sim", "mujoco_sim", stage=0),
-        NodeSpec("sensor_ingest", "rt_rl.nodes.sensor_ingest", "sensor_ingest", stage=1),
-    ]
     nodes += [
         NodeSpec(
             f"{WORKER}_{i}",
             "rt_rl.nodes.inference_worker",
             "inference_worker",
-            stage=2,
+            stage=0,
             required=False,
             respawn=True,
             parameters={"worker_id": i},
         )
         for i in range(num_workers)
     ]
-    nodes.append(NodeSpec("actuator_arbiter", "rt_rl.nodes.actuator_arbiter", "actuator_arbiter", stage=3))
+    nodes += [
+        NodeSpec("mujoco_sim", "rt_rl.nodes.mujoco_sim", "mujoco_sim", stage=0),
+        NodeSpec("sensor_ingest", "rt_rl.nodes.sensor_ingest", "sensor_ingest", stage=0),
+        NodeSpec("actuator_arbiter", "rt_rl.nodes.actuator_arbiter", "actuator_arbiter", stage=1),
+    ]
     return nodes
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rt_rl.core.measurement import CpuWindow
 from rt_rl.graph import (
     RECORDER,
     NodeSpec,
@@ -169,8 +170,12 @@ class Launcher:
         self._interrupted = False
         self.children: list[Child] = []
         self.cpu: dict[str, float | None] = {}
+        self.cpu_window = CpuWindow()
+        self.cpu_percent: dict[str, float | None] = {}
         self.record = False
         self.window_start_wall = float("inf")
+        self.startup_s: float | None = None
+        self.startup_times: dict[str, float] = {}  # s from its stage's start to a node's first report
 
     def log(self, text: str) -> None:
         if not self.o.quiet:
@@ -211,6 +216,7 @@ class Launcher:
         except LaunchError as err:
             print(f"rt-rl launch: error: {err}", file=sys.stderr)
             return err.code
+        t_launch = time.monotonic()
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         monitor = Monitor()
         code, message = EXIT_OK, ""
@@ -230,9 +236,13 @@ class Launcher:
                 f"logs in {run_dir}/logs"
             )
             self._start_stages(monitor)
+            t_sched = time.monotonic()
             self._wait_for(monitor, "actuator_arbiter", lambda st: st[0] == "scheduled", "first schedule")
+            self.log(f"first schedule {time.monotonic() - t_sched:.1f} s after the arbiter was ready")
             t_measure = time.monotonic()
+            self.startup_s = t_measure - t_launch
             self.window_start_wall = time.time()
+            self.cpu_window.open(t_measure, self._cpu_now())
             self.log(
                 "graph ready and scheduled; measuring"
                 + (f" for {self.o.duration:g} s" if self.o.duration else " until Ctrl-C")
@@ -242,7 +252,8 @@ class Launcher:
             code, message = err.code, str(err)
         finally:
             measured = time.monotonic() - t_measure if t_measure else 0.0
-            self.cpu = {c.spec.name: c.cpu_seconds() for c in self.children}
+            self.cpu = self._cpu_now()
+            self.cpu_percent = self.cpu_window.percent(time.monotonic(), self.cpu)
             self._stop_all(monitor)
             for s, handler in previous.items():
                 signal.signal(s, handler)
@@ -259,6 +270,9 @@ class Launcher:
             path.write_text(json.dumps(summary, indent=2))
             self.log(f"summary written to {path}")
         return code
+
+    def _cpu_now(self) -> dict[str, float | None]:
+        return {c.spec.name: c.cpu_seconds() for c in self.children}
 
     def _on_signal(self, signum, _frame) -> None:
         if self._stop.is_set():
@@ -280,26 +294,44 @@ class Launcher:
         ]
 
     def _start_stages(self, monitor: Monitor) -> None:
+        """Start stage by stage; say when each node became ready (where the startup time goes)."""
+        t0 = time.monotonic()
         for stage in sorted({c.spec.stage for c in self.children}):
             group = [c for c in self.children if c.spec.stage == stage]
+            started = time.monotonic()
             for child in group:
                 child.start()
-            for child in group:
-                self._wait_for(monitor, child.spec.name, lambda st: True, "ready", child)
-            self.log("ready: " + ", ".join(c.spec.name for c in group))
+            waiting = list(group)
+            while waiting:
+                self._wait_for(monitor, "", lambda st: True, "ready", any_of=waiting)
+                done = [c for c in waiting if monitor.get(c.spec.name) is not None]
+                for c in done:
+                    self.startup_times[c.spec.name] = round(time.monotonic() - started, 2)
+                    waiting.remove(c)
+                names = ", ".join(f"{c.spec.name} ({time.monotonic() - started:.1f} s)" for c in done)
+                self.log(f"ready at {time.monotonic() - t0:.1f} s: {names}")
 
-    def _wait_for(self, monitor: Monitor, node: str, ok, what: str, child: Child | None = None) -> None:
-        child = child or next(c for c in self.children if c.spec.name == node)
+    def _wait_for(
+        self,
+        monitor: Monitor,
+        node: str,
+        ok,
+        what: str,
+        any_of: list[Child] | None = None,
+    ) -> None:
+        """Until `node` (or any of `any_of`) reports a status that satisfies `ok`."""
+        names = [c.spec.name for c in any_of] if any_of else [node]
         deadline = time.monotonic() + self.o.startup_timeout
         while time.monotonic() < deadline:
             if self._stop.is_set():
                 raise LaunchError("interrupted during startup", EXIT_INTERRUPTED)
             self._check_children()
-            status = monitor.get(node)
-            if status is not None and ok(status):
-                return
-            time.sleep(0.05)
-        raise LaunchError(f"{node}: no {what} within {self.o.startup_timeout:g} s", EXIT_STARTUP)
+            for name in names:
+                status = monitor.get(name)
+                if status is not None and ok(status):
+                    return
+            time.sleep(0.02)
+        raise LaunchError(f"{names[0]}: no {what} within {self.o.startup_timeout:g} s", EXIT_STARTUP)
 
     def _check_children(self) -> None:
         for child in self.children:
@@ -382,11 +414,16 @@ class Launcher:
             "num_workers": n,
             "synthetic_latency_s": self.o.synthetic_latency,
             "measured_s": round(measured, 2),
+            "startup_s": round(self.startup_s, 2) if self.startup_s is not None else None,
+            "window_start_wall": self.window_start_wall if self.startup_s is not None else None,
+            "startup_by_node_s": self.startup_times,
             "control": arbiter.get("control", {}),
             "fresh_action_ratio": arbiter.get("fresh_action_ratio"),
             "predicted_fresh_action_ratio": arbiter.get("predicted_fresh_action_ratio"),
             "inference_ms_mean": arbiter.get("inference_ms_mean"),
             "fallback_ticks": arbiter.get("fallback_ticks"),
+            "superseded_actions": arbiter.get("superseded_actions"),
+            "pacer": arbiter.get("pacer"),
             "watchdog_ticks": arbiter.get("watchdog_ticks"),
             "rejected_actions": arbiter.get("rejected_actions"),
             "rejected_by_reason": arbiter.get("rejected_by_reason"),
@@ -410,6 +447,11 @@ class Launcher:
             },
             "bag": (monitor.get(RECORDER) or ("", {}))[1].get("path"),
             "cpu_seconds": {k: (round(v, 2) if v is not None else None) for k, v in self.cpu.items()},
+            # steady state: CPU used inside the measurement window (startup excluded), % of one core
+            "cpu_percent": self.cpu_percent,
+            "cpu_percent_total": round(sum(v for v in self.cpu_percent.values() if v is not None), 1)
+            if self.cpu_percent
+            else None,
             "measurement": (
                 "arbiter: control period = difference of consecutive command publish times (monotonic clock, "
                 "taken right after publish); action age = tick wall time minus the JointState stamp of the "
@@ -457,6 +499,7 @@ def print_summary(s: dict) -> None:
         ),
         ("inference time mean (ms)", _fmt(s.get("inference_ms_mean"))),
         ("sim real-time factor", _fmt(sim.get("real_time_factor"))),
+        ("superseded actions", _fmt(s.get("superseded_actions"))),
         (
             "sim episodes / mean return",
             f"{_fmt(sim.get('episodes'))} / {_fmt(sim.get('mean_episode_return'))}",
@@ -472,10 +515,20 @@ def print_summary(s: dict) -> None:
         )
     width = max(len(r[0]) for r in rows)
     print(
-        f"\nrt_rl summary ({s.get('measured_s')} s measured, {s.get('num_workers')} worker(s), {sim.get('task')})"
+        f"\nrt_rl summary ({s.get('measured_s')} s measured, {s.get('num_workers')} worker(s), {sim.get('task')}, "
+        f"ready and scheduled {_fmt(s.get('startup_s'))} s after launch)"
     )
     for name, value in rows:
         print(f"  {name:<{width}}  {value}")
+    cpu = s.get("cpu_percent") or {}
+    if cpu:
+        short = {"mujoco_sim": "sim", "sensor_ingest": "ingest", "actuator_arbiter": "arbiter"}
+        parts = ", ".join(
+            f"{short.get(k, k.replace('inference_worker_', 'w'))} {_fmt(v)}" for k, v in cpu.items()
+        )
+        print(
+            f"  {'CPU, % of one core (steady state)':<{width}}  {_fmt(s.get('cpu_percent_total'))}: {parts}"
+        )
     if s.get("bag"):
         print(f"  {'bag':<{width}}  {s['bag']}")
     print()

@@ -4,11 +4,13 @@ Each tick it actuates the freshest valid action that has not been actuated yet. 
 newest observation stamp (not the newest arrival: with staggered workers a slow worker can deliver an
 older observation's action after a faster one). Rejected on arrival: wrong size, NaN/inf, an
 observation older than the last actuated one (out of order), the same worker's action for the same
-observation again (duplicate), or older than `max_action_age`. Another worker's action computed from
+observation again (duplicate), older than `max_action_age`, or computed in an episode that has ended
+(never actuated in the next one). Another worker's action computed from
 the same observation is a new action (its pipeline state differs); its age shows it is not newer. When no
 fresh action is there the fallback applies (hold the last command, zero, or a default command), and
 when even the held command's observation is older than `max_action_age` the watchdog switches to the
-safe command. Every command leaves clamped to the limits.
+safe command. Every command leaves clamped to the limits. A valid action replaced by a fresher one
+before a tick took it is counted as superseded, not dropped silently.
 """
 
 from __future__ import annotations
@@ -39,6 +41,13 @@ class Rejection(enum.StrEnum):
     OUT_OF_ORDER = "out_of_order"
     DUPLICATE = "duplicate"
     STALE = "stale"
+    ENDED_EPISODE = "ended_episode"  # computed in an episode that has ended
+
+
+def episode_after(reward_episode: int, terminal: bool) -> int:
+    """The episode the robot is in after a Reward message of `reward_episode` (the sim resets right
+    after a terminal step). sensor_ingest and the arbiter use this one rule."""
+    return reward_episode + 1 if terminal else reward_episode
 
 
 @dataclass(frozen=True)
@@ -49,6 +58,7 @@ class TimedAction:
     worker_id: int
     inference_start: float = math.nan
     inference_end: float = math.nan
+    episode: int = -1  # -1: unknown (a robot without episode boundaries)
 
 
 @dataclass(frozen=True)
@@ -90,6 +100,7 @@ class ArbiterConfig:
 class ArbiterCore:
     config: ArbiterConfig
     rejected: dict[Rejection, int] = field(default_factory=lambda: dict.fromkeys(Rejection, 0))
+    superseded: int = 0  # valid actions replaced by a fresher one before any tick actuated them
 
     def __post_init__(self) -> None:
         n = self.config.action_dim
@@ -105,6 +116,11 @@ class ArbiterCore:
         self._last_worker = -1
         self._last_stamp = -math.inf  # observation stamp behind the current command
         self._command = self._safe.copy()
+        self.episode = -1  # current episode of the robot, -1 if unknown
+
+    def set_episode(self, episode: int) -> None:
+        """The robot is in `episode` now: actions of earlier episodes are rejected from here on."""
+        self.episode = max(self.episode, episode)
 
     @property
     def last_command(self) -> np.ndarray:
@@ -116,8 +132,12 @@ class ArbiterCore:
         if reason is not None:
             self.rejected[reason] += 1
             return reason
-        if self._pending is None or action.observation_stamp > self._pending.observation_stamp:
+        if self._pending is None:
             self._pending = action
+        else:  # one of the two is never actuated: count it, do not drop it silently
+            self.superseded += 1
+            if action.observation_stamp > self._pending.observation_stamp:
+                self._pending = action
         return None
 
     def _check(self, action: TimedAction, now: float) -> Rejection | None:
@@ -132,11 +152,16 @@ class ArbiterCore:
             return Rejection.DUPLICATE
         if now - action.observation_stamp > self.config.max_action_age:
             return Rejection.STALE
+        if 0 <= action.episode < self.episode:
+            return Rejection.ENDED_EPISODE
         return None
 
     def tick(self, now: float) -> TickDecision:
         """Decide the command for the tick at time `now` (seconds, same clock as the stamps)."""
         action, self._pending = self._pending, None
+        if action is not None and 0 <= action.episode < self.episode:
+            self.rejected[Rejection.ENDED_EPISODE] += 1
+            action = None
         if action is not None and now - action.observation_stamp <= self.config.max_action_age:
             self._command = np.clip(np.asarray(action.data, dtype=np.float64), self._lower, self._upper)
             self._last_seq, self._last_stamp = action.observation_seq, action.observation_stamp

@@ -37,19 +37,41 @@ def frame_skip_for_rate(task: TaskSpec, sensor_rate_hz: float, timestep: float |
     return frame_skip
 
 
-def make_env(task: TaskSpec, frame_skip: int, episode_seconds: float, seed: int | None = None) -> gym.Env:
-    """The task's Gymnasium env with `frame_skip` physics steps per env step and a time limit in seconds."""
+def make_env(
+    task: TaskSpec,
+    frame_skip: int,
+    episode_seconds: float,
+    seed: int | None = None,
+    terminate_when_unhealthy: bool = True,
+) -> gym.Env:
+    """The task's Gymnasium env with `frame_skip` physics steps per env step and a time limit in seconds.
+
+    `terminate_when_unhealthy=False` (tasks that have the option: Hopper, Walker2d, Ant, Humanoid) keeps
+    an episode running after a fall, until its time limit: timing benchmarks with an untrained policy
+    then measure the graph, not a reset every half second."""
     dt = physics_timestep(task) * frame_skip
     steps = max(1, round(episode_seconds / dt))
-    env = gym.make(task.gym_id, frame_skip=frame_skip, max_episode_steps=steps)
+    kwargs = {} if terminate_when_unhealthy else {"terminate_when_unhealthy": False}
+    env = gym.make(task.gym_id, frame_skip=frame_skip, max_episode_steps=steps, **kwargs)
     env.reset(seed=seed)
     return env
 
 
+class JointStateReader:
+    """Positions and velocities of `task.joint_names`, as a joint_state_broadcaster would report them.
+    The joint addresses are looked up once (the sim reads the state hundreds of times a second)."""
+
+    def __init__(self, env: gym.Env, task: TaskSpec) -> None:
+        model = env.unwrapped.model
+        ids = [mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, name) for name in task.joint_names]
+        self._qpos = np.array([model.jnt_qposadr[j] for j in ids])
+        self._qvel = np.array([model.jnt_dofadr[j] for j in ids])
+        self._data = env.unwrapped.data
+
+    def __call__(self) -> tuple[np.ndarray, np.ndarray]:
+        return self._data.qpos[self._qpos], self._data.qvel[self._qvel]
+
+
 def joint_state(env: gym.Env, task: TaskSpec) -> tuple[np.ndarray, np.ndarray]:
-    """Positions and velocities of `task.joint_names`, as a joint_state_broadcaster would report them."""
-    model, data = env.unwrapped.model, env.unwrapped.data
-    ids = [mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, name) for name in task.joint_names]
-    pos = np.array([data.qpos[model.jnt_qposadr[j]] for j in ids])
-    vel = np.array([data.qvel[model.jnt_dofadr[j]] for j in ids])
-    return pos, vel
+    """One-off read of the joint state (see JointStateReader for a loop)."""
+    return JointStateReader(env, task)()

@@ -83,3 +83,30 @@ def reorder_joint_state(
     except KeyError as missing:
         raise KeyError(f"joint {missing} not in JointState") from None
     return np.asarray(positions, dtype=np.float64)[order], np.asarray(velocities, dtype=np.float64)[order]
+
+
+class JointPicker:
+    """`reorder_joint_state` for a stream: the index order is worked out once per distinct name list
+    (a JointState stream repeats the same names), not once per sample."""
+
+    def __init__(self, wanted: Sequence[str]) -> None:
+        self.wanted = list(wanted)
+        self._names: tuple[str, ...] | None = None
+        self._order: np.ndarray | None = None
+
+    def __call__(
+        self, names: Sequence[str], positions: Sequence[float], velocities: Sequence[float]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        if len(velocities) != len(names) or len(positions) != len(names):
+            raise ValueError("JointState needs one position and one velocity per joint name")
+        key = tuple(names)
+        if key != self._names:
+            index = {n: i for i, n in enumerate(key)}
+            try:
+                self._order = np.array([index[w] for w in self.wanted], dtype=np.intp)
+            except KeyError as missing:
+                raise KeyError(f"joint {missing} not in JointState") from None
+            self._names = key
+        return np.asarray(positions, dtype=np.float64)[self._order], np.asarray(velocities, dtype=np.float64)[
+            self._order
+        ]

@@ -54,6 +54,11 @@ class Schedule:
         j = max(0, math.ceil((now - first) / self.cycle - 1e-9))
         return first + j * self.cycle, worker_id + j * self.num_workers
 
+    def next_slot_start(self, now: float) -> float:
+        """Earliest start time >= now of any worker's slot (sensor_ingest builds an observation for it)."""
+        first = self.epoch - self.lead
+        return first + max(0, math.ceil((now - first) / self.spacing - 1e-9)) * self.spacing
+
 
 def make_schedule(
     num_workers: int,
@@ -137,3 +142,100 @@ class InferenceTimeEstimator:
         ordered = sorted(self._samples)
         idx = min(len(ordered) - 1, math.ceil(self.percentile / 100.0 * len(ordered)) - 1)
         return ordered[max(idx, 0)]
+
+
+class SlotFollower:
+    """A worker's side of the grid: which slot to start next, and when (no ROS, no sleeping here).
+
+    Late-start rule: a worker that wakes up to `late_fraction` of a slot spacing after its slot's start
+    time still takes that slot, starting at once (one late completion costs less than a missing one);
+    later than that it waits for its next slot. A slot is never run twice, even when an inference is
+    shorter than the slack.
+    """
+
+    def __init__(self, worker_id: int, late_fraction: float = 0.5) -> None:
+        if not 0.0 <= late_fraction < 1.0:
+            raise ValueError(f"late_fraction must be in [0, 1), got {late_fraction}")
+        self.worker_id = worker_id
+        self.late_fraction = late_fraction
+        self.last: tuple[int, int] = (0, -1)  # (schedule revision, slot index) last started
+        self.late_starts = 0
+        self.skipped_slots = 0
+
+    def next_slot(self, schedule: Schedule, now: float) -> tuple[float, int]:
+        """(start time, slot index) of the next slot to run; a start time < now means: start at once."""
+        slack = self.late_fraction * schedule.spacing
+        start, k = schedule.next_start(self.worker_id, now - slack)
+        if (schedule.revision, k) <= self.last:
+            start, k = schedule.next_start(self.worker_id, start + 0.5 * schedule.cycle)
+        return start, k
+
+    def started(self, schedule: Schedule, k: int, start: float, now: float) -> None:
+        """Record that slot k began at `now` (planned `start`); counts late starts and slots passed over."""
+        rev_last, k_last = self.last
+        if rev_last == schedule.revision and k_last >= 0:
+            self.skipped_slots += max(0, (k - k_last) // schedule.num_workers - 1)
+        if now - start > 0.1 * schedule.spacing:
+            self.late_starts += 1
+        self.last = (schedule.revision, k)
+
+
+class SchedulePlanner:
+    """The arbiter's side: the warm-up gate, the first grid and the retunes (no ROS here).
+
+    Gate: no grid is laid on a guess. Every worker must have been heard `warmup_samples` times (its
+    inference time is measured, its actions reach the arbiter) and must be subscribed to the schedule
+    (DDS discovery of a late joiner can take a while on a busy machine). Then the first grid is laid
+    from a high percentile of the measured inference times, and re-laid when that estimate stays beyond
+    the retune tolerance for `retune_hold` seconds. A new grid starts after every inference of the old
+    one has finished (`not_before = now + old lead`), so no two workers collide.
+    """
+
+    def __init__(
+        self,
+        num_workers: int,
+        control_period: float,
+        margin: float,
+        warmup_samples: int,
+        retuner: Retuner,
+        estimator: InferenceTimeEstimator | None = None,
+    ) -> None:
+        self.num_workers = num_workers
+        self.control_period = control_period
+        self.margin = margin
+        self.warmup_samples = warmup_samples
+        self.retuner = retuner
+        self.estimator = estimator or InferenceTimeEstimator()
+        self.heard = [0] * num_workers
+        self.schedule: Schedule | None = None
+
+    def add_inference(self, worker_id: int, seconds: float) -> None:
+        if 0 <= worker_id < self.num_workers:
+            self.heard[worker_id] += 1
+        self.estimator.add(seconds)
+
+    def ready(self, subscribers: int) -> bool:
+        return min(self.heard) >= self.warmup_samples and subscribers >= self.num_workers
+
+    def plan(self, now: float, tick_phase: float, subscribers: int, monotonic_now: float) -> Schedule | None:
+        """A new grid to publish, or None to keep the current one. `now`/`tick_phase` are on the
+        grid's clock; `monotonic_now` times the retune hold."""
+        current = self.schedule
+        if current is None and not self.ready(subscribers):
+            return None
+        if not len(self.estimator):
+            return None
+        estimate = self.estimator.estimate()
+        if current is not None and not self.retuner.update(monotonic_now, current, estimate):
+            return None
+        lead = current.lead if current else estimate
+        self.schedule = make_schedule(
+            self.num_workers,
+            self.control_period,
+            estimate,
+            tick_phase=tick_phase,
+            not_before=now + lead,
+            margin=self.margin,
+            revision=(current.revision + 1) if current else 1,
+        )
+        return self.schedule

@@ -1,13 +1,17 @@
 """actuator_arbiter: owns the control clock and the staggering schedule.
 
-Every control period (drift-free: tick n is due at start + n*period on the monotonic clock) it asks the
-pure `ArbiterCore` what to actuate (freshest valid action, fallback, watchdog, clamping) and publishes
-it as std_msgs/Float64MultiArray, the input of ros2_control's forward command controllers. It measures
-every worker's inference time from the action messages, lays the shared slot grid once a warm-up has
-measured T (never a guess), re-lays it when T moves, and reports on /diagnostics.
+Every control period (drift-free `Pacer`: tick n is due at start + n*period) its control thread takes
+the actions that arrived since the last tick (a DDS reader taken at the tick, no callback per action),
+asks the pure `ArbiterCore` what to actuate (freshest valid action, fallback, watchdog, clamping,
+episode boundary) and publishes it as std_msgs/Float64MultiArray, the input of ros2_control's forward
+command controllers. The `SchedulePlanner` (on the executor thread, off the control path) lays the
+shared slot grid once a warm-up has measured every worker's inference time (never a guess) and re-lays
+it when T moves. Statistics are kept in a bounded `Measurement` and reported on /diagnostics.
 
-Clocks: ticks are paced on the monotonic clock; ages compare the tick's wall time with the sensor stamp,
-which is only meaningful when the sensor's host clock is synchronised with this one (same host, or PTP).
+Clocks: the ticks and the schedule grid are on one clock, the wall clock (CLOCK_REALTIME: the clock
+hosts can share through PTP/NTP, so workers on another machine can follow the grid). Durations
+(control period, inference time) are measured on the monotonic clock. Action ages compare a tick's wall
+time with the sensor stamp: meaningful on one host or with synchronised clocks, not otherwise.
 """
 
 from __future__ import annotations
@@ -16,16 +20,17 @@ import math
 import sys
 import threading
 import time
-from collections import defaultdict
 
 import numpy as np
-from rt_rl_interfaces.msg import Action
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rt_rl_interfaces.msg import Action, Reward
 from rt_rl_interfaces.msg import Schedule as ScheduleMsg
 from std_msgs.msg import Float64MultiArray
 
-from rt_rl.core.arbiter import ArbiterConfig, ArbiterCore, TickKind, TimedAction
-from rt_rl.core.schedule import InferenceTimeEstimator, Retuner, Schedule, make_schedule
-from rt_rl.core.stats import percentiles_ms
+from rt_rl.core.arbiter import ArbiterConfig, ArbiterCore, TickKind, TimedAction, episode_after
+from rt_rl.core.measurement import Measurement, WindowGate, summarize
+from rt_rl.core.pacer import Pacer
+from rt_rl.core.schedule import Retuner, SchedulePlanner
 from rt_rl.nodes.common import (
     FRESHEST_QOS,
     LATCHED_QOS,
@@ -34,10 +39,11 @@ from rt_rl.nodes.common import (
     Param,
     RtNode,
     declare,
+    float64_array,
     from_time_msg,
     run,
     schedule_to_msg,
-    set_realtime_priority,
+    set_thread_realtime,
     statistics_rate,
 )
 from rt_rl.tasks import TASKS, get_task
@@ -65,7 +71,7 @@ PARAMS = (
     ),
     Param("schedule_margin", 0.002, "seconds a completion is planned before its tick (transport)", 0.0, 1.0),
     Param(
-        "warmup_samples", 10, "inference times measured from each worker before the first schedule", 1, 10000
+        "warmup_samples", 5, "inference times measured from each worker before the first schedule", 1, 10000
     ),
     Param("retune_tolerance", 0.1, "relative change of T that re-lays the grid", 0.01, 10.0),
     Param(
@@ -73,9 +79,14 @@ PARAMS = (
     ),
     Param("action_topic", "/rt_rl/action", "rt_rl_interfaces/Action input"),
     Param("command_topic", "/rt_rl/command", "std_msgs/Float64MultiArray output"),
+    Param(
+        "episode_end_topic",
+        "/rt_rl/episode_end",
+        "episode boundaries (rt_rl_interfaces/Reward, latched); optional on a robot",
+    ),
     Param("schedule_topic", "/rt_rl/schedule", "rt_rl_interfaces/Schedule output (latched)"),
     REALTIME_PRIORITY,
-    statistics_rate(2.0),
+    statistics_rate(1.0),
 )
 
 
@@ -116,178 +127,125 @@ class ActuatorArbiter(RtNode):
             raise ConfigError(str(err)) from None
         self.core = ArbiterCore(config)
         self.period = 1.0 / p["control_rate_hz"]
-        set_realtime_priority(self, p["realtime_priority"])
+        self.priority = p["realtime_priority"]
         self.num_workers = p["num_workers"]
-        self.margin = p["schedule_margin"]
-        self.warmup_samples = p["warmup_samples"]
-        self.retuner = Retuner(p["retune_tolerance"], p["retune_hold"])
-        self.estimator = InferenceTimeEstimator()
-        self.schedule: Schedule | None = None
-        self._lock = threading.Lock()
+        self.planner = SchedulePlanner(
+            self.num_workers,
+            self.period,
+            p["schedule_margin"],
+            p["warmup_samples"],
+            Retuner(p["retune_tolerance"], p["retune_hold"]),
+        )
+        self.measurement = Measurement(self.period, self.num_workers)
+        self.gate = WindowGate()
+        self.pacer: Pacer | None = None
+        self._lock = threading.Lock()  # planner, measurement, gate: control thread vs executor thread
+        self._last_tick_wall = 0.0
+        self._counted = {"superseded": 0, "rejected": {}}  # core counters when the window opened
 
-        # Statistics, counted from the first fresh tick after the first schedule has gone round once.
-        self.stats_start: float | None = None
-        self.tick_times: list[float] = []  # monotonic publish times
-        self.kinds: dict[TickKind, int] = dict.fromkeys(TickKind, 0)
-        self.ages: list[float] = []
-        self.worker_actions: dict[int, int] = defaultdict(int)
-        self.worker_inference: dict[int, list[float]] = defaultdict(list)
-        self._rejected_before: dict = {}
-        self.worker_revision: dict[int, int] = {}  # schedule revision each worker last followed
-        self.worker_samples: dict[int, int] = defaultdict(int)  # actions heard from each worker
-        self._last_wall_tick = 0.0
-
+        self._cmd_msg = Float64MultiArray()
         self.cmd_pub = self.create_publisher(Float64MultiArray, p["command_topic"], FRESHEST_QOS)
         self.sched_pub = self.create_publisher(ScheduleMsg, p["schedule_topic"], LATCHED_QOS)
-        self.create_subscription(Action, p["action_topic"], self._on_action, 10 * self.num_workers)
-        self.start_reporting(p["statistics_rate_hz"])
-        self.create_timer(0.5, self._maybe_schedule)
-        sys.setswitchinterval(0.0005)  # the tick thread must not wait 5 ms for the GIL
-        self._thread = threading.Thread(target=self._control_loop, name="control", daemon=True)
-        self._thread.start()
-
-    # --- inputs -------------------------------------------------------------------------------------
-    def _on_action(self, msg: Action) -> None:
-        now = time.time()
-        duration = from_time_msg(msg.inference_end) - from_time_msg(msg.inference_start)  # worker clock only
-        action = TimedAction(
-            np.asarray(msg.data, dtype=np.float64),
-            from_time_msg(msg.observation_stamp),
-            msg.observation_seq,
-            msg.worker_id,
+        # Every action is kept until the next tick takes it (depth: a few per worker per tick).
+        queue = QoSProfile(
+            depth=10 * self.num_workers,
+            history=HistoryPolicy.KEEP_LAST,
+            reliability=ReliabilityPolicy.RELIABLE,
         )
-        with self._lock:
-            self.worker_revision[msg.worker_id] = msg.schedule_revision
-            self.worker_samples[msg.worker_id] += 1
-            self.estimator.add(duration)
-            if self.stats_start is not None:
-                self.worker_actions[msg.worker_id] += 1
-                self.worker_inference[msg.worker_id].append(duration)
-            self.core.offer(action, now)
+        self.actions = self.reader(Action, p["action_topic"], queue)
+        self.episode_ends = self.reader(Reward, p["episode_end_topic"], LATCHED_QOS)
+        self.start_reporting(p["statistics_rate_hz"])
+        self.create_timer(0.1, self._plan)
+        self.create_timer(1.0, self._republish_schedule)
+        sys.setswitchinterval(0.0005)  # the tick thread must not wait 5 ms for the GIL
+        self.start_thread(self._control_loop, "control")
 
     # --- control clock ------------------------------------------------------------------------------
     def _control_loop(self) -> None:
-        start = time.monotonic()
-        n = 0
+        set_thread_realtime(self, self.priority)
+        # Ticks on the wall clock, the schedule grid's clock (module docstring).
+        self.pacer = Pacer(self.period, time.time())
+        msg = self._cmd_msg
         while not self.stop_event.is_set():
-            n += 1
-            due = start + n * self.period
-            remaining = due - time.monotonic()
-            if remaining > 0:
-                time.sleep(remaining)
-            elif remaining < -self.period:
-                # More than a period late (machine stalled): skip the missed ticks rather than burst.
-                n += int(-remaining // self.period)
-            wall = time.time()
+            self.pacer.wait(clock=time.time)
+            now = time.time()
+            self._take_inputs(now)
+            decision = self.core.tick(now)
+            msg.data = float64_array(decision.command)
+            self.cmd_pub.publish(msg)
+            published = time.monotonic()
             with self._lock:
-                decision = self.core.tick(wall)
-            self.cmd_pub.publish(Float64MultiArray(data=decision.command.tolist()))
-            mono = time.monotonic()
+                self._last_tick_wall = now
+                if self.gate.update(now, decision.kind is TickKind.FRESH):
+                    if self._counted.get("opened") is None:
+                        self._counted = {
+                            "opened": now,
+                            "superseded": self.core.superseded,
+                            "rejected": dict(self.core.rejected),
+                        }
+                    self.measurement.add_tick(decision.kind.value, published, decision.action_age)
+
+    def _take_inputs(self, now: float) -> None:
+        reward = self.episode_ends.take_newest()
+        if reward is not None:
+            self.core.set_episode(episode_after(reward.episode, reward.terminated or reward.truncated))
+        for msg in self.actions.take_all():
+            action = TimedAction(
+                np.asarray(msg.data, dtype=np.float64),
+                from_time_msg(msg.observation_stamp),
+                msg.observation_seq,
+                msg.worker_id,
+                episode=msg.episode,
+            )
             with self._lock:
-                self._record(decision.kind, decision.action_age, mono, wall)
+                self.planner.add_inference(msg.worker_id, msg.inference_time)
+                if self.gate.opened_at is not None:
+                    self.measurement.add_action(msg.worker_id, msg.inference_time)
+            self.core.offer(action, now)
 
-    def _record(self, kind: TickKind, age: float, mono: float, wall: float) -> None:
-        self._last_wall_tick = wall
-        if self.stats_start is None:
-            # The window opens at the first fresh action once the first schedule has gone round:
-            # the free-running warm-up before it is not what the schedule delivers.
-            if (
-                self.schedule is None
-                or wall < self.schedule.epoch + self.schedule.cycle
-                or kind != TickKind.FRESH
-            ):
-                return
-            self.stats_start = wall
-            self._rejected_before = dict(self.core.rejected)  # count rejections inside the window only
-        self.tick_times.append(mono)
-        self.kinds[kind] += 1
-        if kind is TickKind.FRESH:
-            self.ages.append(age)
-
-    def _maybe_schedule(self) -> None:
-        """Timer (executor thread, off the control path): lay or re-lay the grid from measured T."""
-        with self._lock:
-            # Every worker must be heard from (its actions reach us) and must hear the schedule
-            # (DDS discovery of a late-joining endpoint can take seconds on a busy machine).
-            heard_all = all(self.worker_samples[w] >= self.warmup_samples for w in range(self.num_workers))
-            if not heard_all or not self._last_wall_tick:
-                return
-        if self.schedule is None and self.sched_pub.get_subscription_count() < self.num_workers:
+    # --- schedule (executor thread, off the control path) ------------------------------------------
+    def _plan(self) -> None:
+        if not self._last_tick_wall:
             return
         with self._lock:
-            estimate = self.estimator.estimate()
-            current = self.schedule
-            wall_tick = self._last_wall_tick
-        if current is not None and not self.retuner.update(time.monotonic(), current, estimate):
-            self._publish_schedule(current)  # again: a lost latched sample is otherwise repaired in seconds
+            schedule = self.planner.plan(
+                time.time(), self._last_tick_wall, self.sched_pub.get_subscription_count(), time.monotonic()
+            )
+            if schedule is not None and self.gate.opens_after == math.inf:
+                # the window opens once every worker has started on the first grid
+                self.gate.opens_after = schedule.epoch + schedule.cycle
+        if schedule is None:
             return
-        # The new grid starts after every inference of the old one has finished.
-        lead = current.lead if current else estimate
-        schedule = make_schedule(
-            self.num_workers,
-            self.period,
-            estimate,
-            tick_phase=wall_tick,
-            not_before=time.time() + lead,
-            margin=self.margin,
-            revision=(current.revision + 1) if current else 1,
-        )
-        with self._lock:
-            self.schedule = schedule
-        self._publish_schedule(schedule)
+        self.sched_pub.publish(schedule_to_msg(schedule))
+        if schedule.revision == 1:
+            self.report()  # "scheduled" now, not at the next statistics period
         self.get_logger().info(
-            f"schedule r{schedule.revision}: N={schedule.num_workers} T={estimate * 1e3:.2f} ms "
+            f"schedule r{schedule.revision}: N={schedule.num_workers} T={schedule.inference_time * 1e3:.2f} ms "
             f"spacing={schedule.spacing * 1e3:.2f} ms predicted fresh ratio {schedule.predicted_fresh_ratio():.3f}"
         )
 
-    def _publish_schedule(self, schedule: Schedule) -> None:
-        self.sched_pub.publish(schedule_to_msg(schedule))
+    def _republish_schedule(self) -> None:
+        schedule = self.planner.schedule
+        if schedule is not None:
+            self.sched_pub.publish(schedule_to_msg(schedule))
 
     # --- reporting ----------------------------------------------------------------------------------
     def statistics(self) -> dict:
-        # Copy under the lock (microseconds), compute outside it: the control thread must never wait
-        # for a percentile.
+        # Copy under the lock (microseconds), compute outside it: the control thread never waits for
+        # a percentile.
         with self._lock:
-            tick_times = np.array(self.tick_times)
-            kinds = dict(self.kinds)
-            ages = list(self.ages)
-            actions = dict(self.worker_actions)
-            inference = {w: list(v) for w, v in self.worker_inference.items()}
-            rejected = {k.value: v - self._rejected_before.get(k, 0) for k, v in self.core.rejected.items()}
-            sched = self.schedule
-        ticks = len(tick_times)
-        periods = np.diff(tick_times)
-        inference_all = (
-            np.concatenate([np.asarray(v) for v in inference.values()]) if inference else np.array([])
-        )
-        mean_t = float(inference_all.mean()) if inference_all.size else math.nan
-        span = tick_times[-1] - tick_times[0] if ticks > 1 else math.nan
-        return {
-            "control": {
-                "rate_hz_target": round(1.0 / self.period, 3),
-                "rate_hz_achieved": round((ticks - 1) / span, 3) if ticks > 1 else None,
-                "period_ms": percentiles_ms(periods, ("p50", "p99", "max")),
-                "ticks": ticks,
-            },
-            "fresh_action_ratio": round(kinds[TickKind.FRESH] / ticks, 4) if ticks else None,
-            "predicted_fresh_action_ratio": (
-                round(min(1.0, self.num_workers * self.period / mean_t), 4) if inference_all.size else None
-            ),
-            "inference_ms_mean": round(mean_t * 1e3, 3) if inference_all.size else None,
-            "fallback_ticks": kinds[TickKind.FALLBACK] + kinds[TickKind.WATCHDOG],
-            "watchdog_ticks": kinds[TickKind.WATCHDOG],
-            "rejected_actions": sum(rejected.values()),
-            "rejected_by_reason": rejected,
-            "action_age_ms": percentiles_ms(ages, ("p50", "p99", "max")),
-            "workers": [
-                {
-                    "id": w,
-                    "actions": actions.get(w, 0),
-                    "inference_ms": percentiles_ms(inference.get(w, []), ("p50", "p99")),
-                }
-                for w in sorted(set(actions) | set(range(self.num_workers)))
-            ],
-            "schedule": None
+            snap = self.measurement.snapshot()
+            sched = self.planner.schedule
+            counted = dict(self._counted)
+        snap.superseded = self.core.superseded - counted["superseded"] if "opened" in counted else 0
+        if "opened" in counted:
+            snap.rejected = {
+                k.value: v - counted["rejected"].get(k, 0) for k, v in self.core.rejected.items()
+            }
+        out = summarize(snap)
+        out["pacer"] = self.pacer.counters() if self.pacer else {}
+        out["schedule"] = (
+            None
             if sched is None
             else {
                 "revision": sched.revision,
@@ -295,14 +253,14 @@ class ActuatorArbiter(RtNode):
                 "inference_time_ms": round(sched.inference_time * 1e3, 3),
                 "spacing_ms": round(sched.spacing * 1e3, 3),
                 "lead_ms": round(sched.lead * 1e3, 3),
-            },
-        }
+            }
+        )
+        return out
 
     def status(self) -> tuple[str, dict]:
-        return ("scheduled" if self.schedule is not None else "warming up"), self.statistics()
+        return ("scheduled" if self.planner.schedule is not None else "warming up"), self.statistics()
 
     def on_shutdown(self) -> None:
-        self._thread.join(timeout=1.0)
         self.report()  # final statistics: the launcher's summary covers the whole window
 
 

@@ -31,6 +31,7 @@ STREAMS = (
     ("action_topic", "/rt_rl/action", Action, "rt_rl_interfaces/msg/Action", 100),
     ("command_topic", "/rt_rl/command", Float64MultiArray, "std_msgs/msg/Float64MultiArray", 100),
     ("reward_topic", "/rt_rl/reward", Reward, "rt_rl_interfaces/msg/Reward", 100),
+    ("episode_end_topic", "/rt_rl/episode_end", Reward, "rt_rl_interfaces/msg/Reward", LATCHED_QOS),
     ("schedule_topic", "/rt_rl/schedule", Schedule, "rt_rl_interfaces/msg/Schedule", LATCHED_QOS),
     ("diagnostics_topic", "/diagnostics", DiagnosticArray, "diagnostic_msgs/msg/DiagnosticArray", 100),
 )

@@ -7,6 +7,7 @@ parameter and what is allowed, and exit code 2 (the launcher relays the line).
 
 from __future__ import annotations
 
+import array
 import gc
 import json
 import os
@@ -14,23 +15,28 @@ import signal
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import rclpy
-import rclpy.executors
+import rclpy.experimental
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.exceptions import InvalidParameterValueException, ParameterException
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
+from rclpy.type_support import check_is_valid_msg_type
 from rt_rl_interfaces.msg import Schedule as ScheduleMsg
 
 from rt_rl.core.schedule import Schedule
 
+EXIT_FAILURE = 1  # a timing or inference thread (or a callback) died: the launcher respawns or stops
 EXIT_CONFIG_ERROR = 2
 
 # Latched topics (schedule): late joiners get the last message.
@@ -136,6 +142,38 @@ def from_time_msg(t: Time) -> float:
     return t.sec + t.nanosec * 1e-9
 
 
+def set_stamp(t: Time, seconds: float) -> None:
+    """Fill an existing Time in place (hot paths: no new message object per sample)."""
+    sec = int(seconds // 1)
+    t.sec = sec
+    t.nanosec = int((seconds - sec) * 1e9) % 1_000_000_000
+
+
+def sleep_until_wall(target: float, stop: threading.Event, chunk: float = 0.05) -> bool:
+    """Sleep until wall time `target` (the schedule's clock) in chunks of at most `chunk` seconds, so a
+    stop request is seen; False if stopped or if the wait was cut short to re-plan (a long wait)."""
+    remaining = target - time.time()
+    if remaining > chunk:
+        stop.wait(chunk)
+        return False
+    if remaining > 0:
+        time.sleep(remaining)
+    return not stop.is_set()
+
+
+def float64_array(values: np.ndarray) -> array.array:
+    """A float64[] field value without rclpy's per-element checks (it takes array.array('d') as is)."""
+    out = array.array("d")
+    out.frombytes(np.ascontiguousarray(values, dtype=np.float64).tobytes())
+    return out
+
+
+def float32_array(values: np.ndarray) -> array.array:
+    out = array.array("f")
+    out.frombytes(np.ascontiguousarray(values, dtype=np.float32).tobytes())
+    return out
+
+
 def diagnostic(node: Node, level: bytes, message: str, values: dict[str, Any]) -> DiagnosticArray:
     """A DiagnosticArray with one status named after the node; `values` also travel as one JSON value
     ('json') so programs (the launcher's summary) need not parse strings back."""
@@ -152,25 +190,76 @@ def diagnostic(node: Node, level: bytes, message: str, values: dict[str, Any]) -
     return array
 
 
-def set_realtime_priority(node: Node, priority: int) -> None:
-    """Put every thread of this process under SCHED_FIFO (as ros2_control's `thread_priority` does).
+def set_thread_realtime(node: Node, priority: int) -> None:
+    """Put the *calling thread* under SCHED_FIFO at `priority` (0: leave it at normal scheduling).
 
-    The whole process, not just the timing thread: a FIFO thread that waits for the GIL held by a
-    normal-priority thread of its own process would inherit that thread's scheduling delays (priority
-    inversion). Threads started later inherit the policy. 0 leaves normal scheduling. Needs
-    CAP_SYS_NICE or an rtprio limit; without it the node warns and runs at normal priority.
+    Only the threads that keep time get it, and they are kept cheap (a sleep, a take, a publish): a
+    FIFO process that needs whole cores starves every normal process on the machine, an outside
+    subscriber of the command topic included. Needs CAP_SYS_NICE or an rtprio limit; without it the
+    node warns once and runs at normal priority.
     """
     if priority <= 0:
         return
     try:
-        for tid in os.listdir("/proc/self/task"):
-            os.sched_setscheduler(int(tid), os.SCHED_FIFO, os.sched_param(priority))
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))  # 0: this thread (Linux)
     except (PermissionError, OSError) as err:
         node.get_logger().warning(f"realtime priority {priority} not granted ({err}); normal priority")
 
 
+class LatestReader:
+    """A DDS reader that is taken from when its data is used, never by an executor callback.
+
+    With KEEP_LAST depth 1 the middleware keeps only the newest sample: taking it at the moment of use
+    costs one take per use instead of one Python callback per sample (a 250 Hz sensor read by a worker
+    that uses 20 samples a second). With depth k, `take_all` returns the (up to k) samples received
+    since the last take, oldest first. The reader is a real subscription (it shows in the graph, QoS
+    and discovery as usual); it is just not handed to the executor.
+    """
+
+    def __init__(self, node: Node, msg_type: type, topic: str, qos: QoSProfile) -> None:
+        self.msg_type = msg_type
+        self.topic = topic
+        check_is_valid_msg_type(msg_type)  # imports the type support, as create_subscription does
+        with node.handle:
+            self._handle = _rclpy.Subscription(node.handle, msg_type, topic, qos.get_c_qos_profile(), None)
+        self._lock = threading.Lock()
+
+    def take(self) -> Any | None:
+        """The oldest unread sample, or None."""
+        with self._lock:
+            if self._handle is None:
+                return None
+            with self._handle:
+                taken = self._handle.take_message(self.msg_type, False)
+        return taken[0] if taken else None
+
+    def take_all(self) -> list[Any]:
+        out = []
+        while (msg := self.take()) is not None:
+            out.append(msg)
+        return out
+
+    def take_newest(self) -> Any | None:
+        msgs = self.take_all()
+        return msgs[-1] if msgs else None
+
+    def publisher_count(self) -> int:
+        with self._lock:
+            return self._handle.get_publisher_count() if self._handle is not None else 0
+
+    def destroy(self) -> None:
+        with self._lock:
+            if self._handle is not None:
+                self._handle.destroy_when_not_in_use()
+                self._handle = None
+
+
 REALTIME_PRIORITY = Param(
-    "realtime_priority", 0, "SCHED_FIFO priority of the node's threads; 0 = normal scheduling", 0, 99
+    "realtime_priority",
+    0,
+    "SCHED_FIFO priority of the node's timing thread only (not the executor); 0 = normal scheduling",
+    0,
+    99,
 )
 
 
@@ -179,19 +268,57 @@ def statistics_rate(default: float) -> Param:
 
 
 class RtNode(Node):
-    """Base for rt_rl nodes: a stop event for worker threads, periodic diagnostics (`status`), and a
-    hook run before shutdown."""
+    """Base for rt_rl nodes: a stop event, supervised worker threads, periodic diagnostics (`status`),
+    and a hook run before shutdown."""
+
+    # Diagnostics go out fast for the first seconds (the launcher waits for the first one: readiness),
+    # then at the node's statistics rate.
+    BOOT_REPORT_PERIOD = 0.1
+    BOOT_REPORTS = 20
 
     def __init__(self, name: str) -> None:
         super().__init__(name)
         self.stop_event = threading.Event()
+        self.failure: str | None = None
         self._diag_pub = None
+        self._readers: list[LatestReader] = []
+        self._threads: list[threading.Thread] = []
+
+    def reader(self, msg_type: type, topic: str, qos: QoSProfile) -> LatestReader:
+        r = LatestReader(self, msg_type, topic, qos)
+        self._readers.append(r)
+        return r
+
+    def start_thread(self, target: Callable[[], None], name: str) -> threading.Thread:
+        """Run `target` in a thread whose death stops the node with a non-zero exit code (no silent
+        death: the launcher then respawns the node or stops the graph)."""
+
+        def guarded() -> None:
+            try:
+                target()
+            except BaseException as err:  # any death must reach the exit code
+                self.failure = f"{name} thread died: {type(err).__name__}: {err}"
+                self.get_logger().error(self.failure + "\n" + traceback.format_exc())
+                self.stop_event.set()
+
+        thread = threading.Thread(target=guarded, name=name, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+        return thread
 
     def start_reporting(self, rate_hz: float) -> None:
         """Publish `status()` on /diagnostics at `rate_hz`; the first report also tells the launcher
         that the node is ready."""
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._boot_left = self.BOOT_REPORTS
+        self._boot_timer = self.create_timer(self.BOOT_REPORT_PERIOD, self._boot_report)
         self.create_timer(1.0 / rate_hz, self.report)
+
+    def _boot_report(self) -> None:
+        self.report()
+        self._boot_left -= 1
+        if self._boot_left <= 0:
+            self._boot_timer.cancel()
 
     def status(self) -> tuple[str, dict[str, Any]]:
         return "running", {}
@@ -203,9 +330,21 @@ class RtNode(Node):
     def on_shutdown(self) -> None:
         """Called once after Ctrl-C/SIGTERM while the node can still publish (final statistics)."""
 
+    def join_threads(self, timeout: float = 1.0) -> None:
+        for thread in self._threads:
+            thread.join(timeout=timeout)
+
+    def destroy_node(self) -> None:
+        for r in self._readers:
+            r.destroy()
+        super().destroy_node()
+
 
 def run(name: str, node_factory: Callable[[], RtNode], argv: Sequence[str] | None = None) -> int:
-    """Start a node, spin until SIGINT/SIGTERM, then stop threads and publish final reports."""
+    """Start a node, spin until SIGINT/SIGTERM or a thread's death, then stop and publish final reports.
+
+    Exit codes: 0 stopped, 1 a thread or callback died, 2 bad configuration.
+    """
     rclpy.init(
         args=list(argv) if argv is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO
     )
@@ -217,23 +356,32 @@ def run(name: str, node_factory: Callable[[], RtNode], argv: Sequence[str] | Non
     try:
         node = node_factory()
         gc.freeze()  # start-up objects leave the collector's view: shorter pauses in timing threads
-        # Not rclpy.experimental.EventsExecutor: with it, a worker sometimes received the latched
-        # schedule seconds late (seen here, Kilted wheels), which costs far more than its CPU savings.
-        executor = rclpy.executors.SingleThreadedExecutor()
+        # EventsExecutor, driven by spin_once(timeout): its spin() busy-loops in the Kilted wheels.
+        # The executor only serves rare work (diagnostics, parameters, the arbiter's planner); the
+        # data paths are LatestReaders taken by the timing threads.
+        executor = rclpy.experimental.EventsExecutor()
         executor.add_node(node)
         while not stop.is_set() and not node.stop_event.is_set():
-            executor.spin_once(timeout_sec=0.1)
+            executor.spin_once(timeout_sec=0.25)
     except ConfigError as err:
         print(f"{name}: error: {err}", file=sys.stderr, flush=True)
         code = EXIT_CONFIG_ERROR
+    except Exception as err:  # a callback died: say so in one line and exit non-zero
+        print(f"{name}: error: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
+        traceback.print_exc()
+        code = EXIT_FAILURE
     finally:
         if node is not None:
             node.stop_event.set()
             try:
+                node.join_threads()
                 node.on_shutdown()
                 time.sleep(0.1)  # let DDS deliver the final reports
             finally:
                 node.destroy_node()
+            if node.failure and code == 0:
+                print(f"{name}: error: {node.failure}", file=sys.stderr, flush=True)
+                code = EXIT_FAILURE
         if rclpy.ok():
             rclpy.shutdown()
     return code

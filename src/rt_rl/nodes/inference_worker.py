@@ -1,22 +1,27 @@
 """inference_worker: one copy of the policy, started on its slots of the arbiter's shared schedule.
 
-At each of its slots it takes the newest observation, runs one policy step, waits out
-`synthetic_latency` (a known extra compute time that emulates a larger model, as the paper emulates
-model size by a delay of K frames; it sleeps, so it costs no CPU, like a model on its own accelerator),
-and publishes an Action carrying the observation's stamp/seq, its id, the inference start/end and the
-policy version. Before the first schedule arrives it runs back to back so the arbiter can measure T.
+At each of its slots it takes the newest observation (a KEEP_LAST 1 reader taken at the slot: no
+callback per observation), runs one policy step, waits out `synthetic_latency` (a known extra compute
+time that emulates a larger model, as the paper emulates model size by a delay of K frames; it sleeps,
+so it costs no CPU, like a model on its own accelerator), and publishes an Action carrying its id, the
+inference start/end, the policy version and the provenance of the action: the stamp and seq of the
+newest observation the returned action depends on. For the instant MLP that is the observation just
+taken; a pipelined policy returns the head computed at its previous call, so it is the observation of
+that call (`observation_delay` calls back). Until a pipeline has seen enough observations of the
+current episode its output depends on none, and nothing is published. Before the first schedule
+arrives the worker runs once per new observation so the arbiter can measure T.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 
 import numpy as np
 from rt_rl_interfaces.msg import Action, Observation
 from rt_rl_interfaces.msg import Schedule as ScheduleMsg
 
-from rt_rl.core.schedule import Schedule
+from rt_rl.core.measurement import Ring, percentiles_ms
+from rt_rl.core.schedule import Schedule, SlotFollower
 from rt_rl.nodes.common import (
     FRESHEST_QOS,
     LATCHED_QOS,
@@ -25,12 +30,16 @@ from rt_rl.nodes.common import (
     Param,
     RtNode,
     declare,
+    float64_array,
     run,
     schedule_from_msg,
-    set_realtime_priority,
+    set_stamp,
+    set_thread_realtime,
+    sleep_until_wall,
     statistics_rate,
-    to_time_msg,
 )
+from rt_rl.policy.networks import observation_delay
+from rt_rl.policy.provenance import Provenance
 from rt_rl.policy.runtime import load_policy
 from rt_rl.tasks import TASKS, get_task
 
@@ -50,16 +59,14 @@ PARAMS = (
     statistics_rate(1.0),
 )
 
-# A worker that wakes up to this fraction of a slot spacing late still takes the slot (starting at
-# once) instead of skipping a whole cycle: one late completion costs less than a missing one.
-LATE_START_FRACTION = 0.5
+# While free-running before the first schedule, how often to look for a new observation.
+UNSCHEDULED_POLL = 0.005
 
 
 class InferenceWorker(RtNode):
     def __init__(self) -> None:
         super().__init__("inference_worker")
         p = declare(self, PARAMS)
-        set_realtime_priority(self, p["realtime_priority"])
         if p["worker_id"] >= p["num_workers"]:
             raise ConfigError(
                 f"parameter 'worker_id' {p['worker_id']} must be < num_workers {p['num_workers']}"
@@ -74,31 +81,34 @@ class InferenceWorker(RtNode):
             raise ConfigError(str(err)) from None
         self.worker_id = p["worker_id"]
         self.latency = p["synthetic_latency"]
-        trained = self.policy.info.timing.get("num_workers")
+        self.priority = p["realtime_priority"]
+        info = self.policy.info
+        self.delay_calls = observation_delay(info.arch, info.depth)
+        trained = info.timing.get("num_workers")
         if trained is not None and trained != p["num_workers"]:
             # Not an error (it runs), but a pipelined policy's deep features assume its trained stride.
             self.get_logger().warning(
                 f"policy was trained for {trained} worker(s), the graph runs {p['num_workers']}: "
                 "its pipeline timing differs from training"
             )
-        self._obs: Observation | None = None
-        self._schedule: Schedule | None = None
-        self._wake = threading.Event()  # set on a new schedule
-        self._have_obs = threading.Event()
+        self.follower = SlotFollower(self.worker_id)
+        self.schedule: Schedule | None = None
         self._episode = -1
-        self._last_slot: tuple[int, int] = (0, -1)  # (schedule revision, slot index) last started
-        self._last_obs_seq = -1
+        self.provenance = Provenance(self.delay_calls)
         self.inferences = 0
+        self.published = 0
+        self.filling = 0  # calls whose output depends on no observation yet (pipeline filling)
+        self.missing_observations = 0
         self.bad_observations = 0
-        self.compute_times: list[float] = []
+        self.compute_times = Ring(1024)
         self.compute_ms = self._warm_up()
 
+        self._msg = Action(worker_id=self.worker_id, policy_version=self.policy.version)
         self.pub = self.create_publisher(Action, p["action_topic"], 10)
-        self.create_subscription(Observation, p["observation_topic"], self._on_observation, FRESHEST_QOS)
-        self.create_subscription(ScheduleMsg, p["schedule_topic"], self._on_schedule, LATCHED_QOS)
+        self.observations = self.reader(Observation, p["observation_topic"], FRESHEST_QOS)
+        self.schedules = self.reader(ScheduleMsg, p["schedule_topic"], LATCHED_QOS)
         self.start_reporting(p["statistics_rate_hz"])
-        self._thread = threading.Thread(target=self._loop, name="inference", daemon=True)
-        self._thread.start()
+        self.start_thread(self._loop, "inference")
 
     def _warm_up(self, steps: int = 20) -> float:
         """First torch calls are slow (allocations, kernels): pay that before joining the schedule."""
@@ -111,111 +121,100 @@ class InferenceWorker(RtNode):
         self.policy.reset()
         return float(np.median(t)) * 1e3
 
-    def _on_observation(self, msg: Observation) -> None:
-        self._obs = msg  # a reference swap: the inference thread reads the newest one at its slot
-        self._have_obs.set()
-
-    def _on_schedule(self, msg: ScheduleMsg) -> None:
-        if self._schedule is not None and msg.revision == self._schedule.revision:
+    def _update_schedule(self) -> None:
+        msg = self.schedules.take_newest()
+        if msg is None or (self.schedule is not None and msg.revision == self.schedule.revision):
             return  # the arbiter repeats the latched schedule; only a new revision matters
-        self._schedule = schedule_from_msg(msg)
-        start, _ = self._schedule.next_start(self.worker_id, time.time())
-        self.get_logger().info(
-            f"schedule r{msg.revision}: spacing {msg.spacing * 1e3:.2f} ms, first slot in "
-            f"{(start - time.time()) * 1e3:.1f} ms"
-        )
+        self.schedule = schedule_from_msg(msg)
         if msg.num_workers <= self.worker_id:
             self.get_logger().error(
                 f"schedule has {msg.num_workers} workers; this is worker {self.worker_id}"
             )
-        self._wake.set()
-
-    def _wait_for_slot(self) -> bool:
-        """Sleep until this worker's next slot on the current schedule; False if it changed meanwhile."""
-        sched = self._schedule
-        if sched is None or sched.num_workers <= self.worker_id:
-            # No schedule yet: free-run so the arbiter can measure T, once per new observation
-            # (never a busy loop: this thread may run under SCHED_FIFO).
-            obs = self._obs
-            if obs is None or obs.seq == self._last_obs_seq:
-                self._wake.wait(0.002)
-                return False
-            return True
-        slack = LATE_START_FRACTION * sched.spacing
-        start, k = sched.next_start(self.worker_id, time.time() - slack)
-        if (sched.revision, k) <= self._last_slot:  # never run the same slot twice (T < slack)
-            start, k = sched.next_start(self.worker_id, start + 0.5 * sched.cycle)
-        while not self.stop_event.is_set():
-            remaining = start - time.time()
-            if remaining <= 0:
-                self._last_slot = (sched.revision, k)
-                return True
-            self._wake.clear()
-            if self._schedule is not sched:
-                return False
-            self._wake.wait(min(remaining, 0.05))
-        return False
+            return
+        start, _ = self.follower.next_slot(self.schedule, time.time())
+        self.get_logger().info(
+            f"schedule r{msg.revision}: spacing {msg.spacing * 1e3:.2f} ms, first slot in "
+            f"{(start - time.time()) * 1e3:.1f} ms"
+        )
 
     def _loop(self) -> None:
+        set_thread_realtime(self, self.priority)
         while not self.stop_event.is_set():
-            if not self._have_obs.wait(0.05):
+            self._update_schedule()
+            sched = self.schedule
+            if sched is None or sched.num_workers <= self.worker_id:
+                # No schedule yet: run once per new observation, so the arbiter can measure T.
+                obs = self.observations.take_newest()
+                if obs is None:
+                    self.stop_event.wait(UNSCHEDULED_POLL)
+                else:
+                    self._infer(obs, 0)
                 continue
-            if self._wait_for_slot():
-                try:
-                    self._infer_once()
-                except ValueError as err:  # e.g. an observation of the wrong size: skip it, say why
-                    self.bad_observations += 1
-                    self.get_logger().error(f"inference skipped: {err}", throttle_duration_sec=2.0)
-                    self.stop_event.wait(0.1)
+            start, k = self.follower.next_slot(sched, time.time())
+            if not sleep_until_wall(start, self.stop_event):
+                continue  # a long wait: look at the schedule again first
+            self.follower.started(sched, k, start, time.time())
+            obs = self.observations.take_newest()
+            if obs is None:
+                self.missing_observations += 1
+                continue
+            self._infer(obs, sched.revision)
 
-    def _infer_once(self) -> None:
-        obs, sched = self._obs, self._schedule
-        if obs is None:
-            return
-        start = time.time()
-        self._last_obs_seq = obs.seq
+    def _infer(self, obs: Observation, revision: int) -> None:
+        wall_start, start = time.time(), time.monotonic()
         if obs.episode != self._episode:  # the pipeline's activations belong to the old episode
             self.policy.reset()
+            self.provenance.reset()
             self._episode = obs.episode
-        action = self.policy.act(np.asarray(obs.data, dtype=np.float32))
-        self.compute_times.append(time.time() - start)
-        if self.latency > 0:
-            time.sleep(max(0.0, start + self.latency + self.compute_times[-1] - time.time()))
-        end = time.time()
-        msg = Action(
-            observation_stamp=obs.header.stamp,
-            observation_seq=obs.seq,
-            episode=obs.episode,
-            worker_id=self.worker_id,
-            inference_start=to_time_msg(start),
-            inference_end=to_time_msg(end),
-            policy_version=self.policy.version,
-            schedule_revision=sched.revision if sched else 0,
-            data=action.tolist(),
-        )
-        msg.header.stamp = to_time_msg(end)
-        self.pub.publish(msg)
+        try:
+            action = self.policy.act(np.asarray(obs.data, dtype=np.float32))
+        except ValueError as err:  # e.g. an observation of the wrong size: skip it, say why
+            self.bad_observations += 1
+            self.get_logger().error(f"inference skipped: {err}", throttle_duration_sec=2.0)
+            return
+        depends_on = self.provenance.observed((obs.header.stamp, obs.seq, obs.episode))
+        compute = time.monotonic() - start
+        self.compute_times.append(compute)
         self.inferences += 1
-        del self.compute_times[:-1000]
+        if self.latency > 0:
+            time.sleep(max(0.0, start + self.latency + compute - time.monotonic()))
+        end = time.monotonic()
+        if depends_on is None:
+            self.filling += 1  # the returned head was computed from zero activations only
+            return
+        stamp, seq, episode = depends_on
+        msg = self._msg
+        msg.observation_stamp = stamp
+        msg.observation_seq = seq
+        msg.episode = episode
+        msg.schedule_revision = revision
+        set_stamp(msg.inference_start, wall_start)
+        set_stamp(msg.inference_end, wall_start + (end - start))
+        msg.inference_time = end - start
+        msg.data = float64_array(action)
+        set_stamp(msg.header.stamp, time.time())
+        self.pub.publish(msg)
+        self.published += 1
 
     def status(self) -> tuple[str, dict]:
-        sched = self._schedule
+        sched = self.schedule
         values = {
             "worker_id": self.worker_id,
             "inferences": self.inferences,
+            "published": self.published,
+            "pipeline_filling": self.filling,
+            "observation_delay_calls": self.delay_calls,
+            "missing_observations": self.missing_observations,
+            "late_starts": self.follower.late_starts,
+            "skipped_slots": self.follower.skipped_slots,
             "bad_observations": self.bad_observations,
             "policy_version": self.policy.version,
             "warmup_compute_ms": round(self.compute_ms, 3),
-            "compute_ms_p50": round(float(np.median(self.compute_times)) * 1e3, 3)
-            if self.compute_times
-            else None,
+            "compute_ms_p50": percentiles_ms(self.compute_times.values(), ("p50",))["p50"],
             "synthetic_latency_ms": self.latency * 1e3,
             "schedule_revision": sched.revision if sched else 0,
         }
         return "running", values
-
-    def on_shutdown(self) -> None:
-        self._thread.join(timeout=1.0)
 
 
 def main(argv: list[str] | None = None) -> int:

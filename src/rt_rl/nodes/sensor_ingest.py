@@ -1,32 +1,47 @@
-"""sensor_ingest: joint states -> policy observations.
+"""sensor_ingest: joint states -> policy observations, built when a worker is about to use one.
 
 Picks and orders the policy's joints out of `sensor_msgs/JointState` (any order, extra joints ignored),
 applies the observation normalisation stored with the policy, appends the last k executed commands
-(heard on the command topic) and publishes the freshest observation, stamped with the sensor time.
-The vector is built by `rt_rl.core.observation.ObservationBuilder`, the same code the training
-environment uses.
+(heard on the command topic) and publishes the observation, stamped with the sensor time of the
+JointState it was built from. The vector is built by `rt_rl.core.observation.ObservationBuilder`, the
+same code the training environment uses.
+
+Observations are sent only as often as someone uses them: once the arbiter's schedule is known, one
+observation `observation_lead` seconds before each worker slot starts (the worker takes the newest one
+at its slot); before that, at `unscheduled_rate_hz`. Every input is a DDS reader taken at build time
+(the newest joint state, the commands since the last build, the latched episode boundary), so
+the node costs one wake-up per observation, not one Python callback per sensor sample.
 """
 
 from __future__ import annotations
 
+import time
+
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rt_rl_interfaces.msg import Observation, Reward
+from rt_rl_interfaces.msg import Schedule as ScheduleMsg
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
-from rt_rl.core.observation import ObservationBuilder, reorder_joint_state
+from rt_rl.core.arbiter import episode_after
+from rt_rl.core.observation import JointPicker, ObservationBuilder
+from rt_rl.core.schedule import Schedule
 from rt_rl.nodes.common import (
     FRESHEST_QOS,
+    LATCHED_QOS,
     REALTIME_PRIORITY,
     SENSOR_QOS,
     ConfigError,
     Param,
     RtNode,
     declare,
+    float32_array,
     run,
-    set_realtime_priority,
+    schedule_from_msg,
+    set_thread_realtime,
+    sleep_until_wall,
     statistics_rate,
 )
-from rt_rl.policy.runtime import read_policy_info
 from rt_rl.tasks import TASKS, get_task
 
 PARAMS = (
@@ -36,26 +51,35 @@ PARAMS = (
         "policy_checkpoint", "random", "'random' or a checkpoint file: normalisation and history come from it"
     ),
     Param("action_history", 0, "executed commands appended when policy_checkpoint is 'random'", 0, 64),
+    Param("observation_lead", 0.001, "seconds before a worker's slot its observation is sent", 0.0, 0.1),
+    Param("unscheduled_rate_hz", 100.0, "observation rate before the first schedule", 1.0, 10000.0),
     Param("joint_states_topic", "/joint_states", "sensor_msgs/JointState input"),
     Param("command_topic", "/rt_rl/command", "executed commands (for the history)"),
     Param(
-        "reward_topic", "/rt_rl/reward", "episode boundaries (rt_rl_interfaces/Reward); optional on a robot"
+        "episode_end_topic",
+        "/rt_rl/episode_end",
+        "episode boundaries (rt_rl_interfaces/Reward, latched); optional on a robot",
     ),
+    Param("schedule_topic", "/rt_rl/schedule", "rt_rl_interfaces/Schedule input (latched)"),
     Param("observation_topic", "/rt_rl/observation", "rt_rl_interfaces/Observation output"),
     REALTIME_PRIORITY,
     statistics_rate(1.0),
 )
+
+# Commands kept between two builds (several control ticks pass between slots when N * period < T).
+COMMAND_QUEUE = QoSProfile(depth=64, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
 
 
 class SensorIngest(RtNode):
     def __init__(self) -> None:
         super().__init__("sensor_ingest")
         p = declare(self, PARAMS)
-        set_realtime_priority(self, p["realtime_priority"])
         try:
             task = get_task(p["task"])
             history, mean, std = p["action_history"], None, None
             if p["policy_checkpoint"] != "random":
+                from rt_rl.policy.runtime import read_policy_info  # torch: only when a file is read
+
                 info = read_policy_info(p["policy_checkpoint"])
                 history, mean, std = info.history_length, info.obs_mean, info.obs_std
             self.builder = ObservationBuilder(task, history, mean, std)
@@ -67,42 +91,86 @@ class SensorIngest(RtNode):
             raise ConfigError(
                 f"parameter 'joint_names' needs {len(task.joint_names)} names for {task.gym_id}"
             )
+        self.pick_joints = JointPicker(self.joint_names)
+        self.priority = p["realtime_priority"]
+        self.lead = p["observation_lead"]
+        self.unscheduled_period = 1.0 / p["unscheduled_rate_hz"]
         self.seq = 0
         self.episode = 0
         self.bad_joint_states = 0
+        self.repeated_samples = 0  # observations built from a joint state already used (sensor slower)
+        self.schedule: Schedule | None = None
+        self._last_target = 0.0
+        self._last_joint_state: JointState | None = None
+        self._fresh_joint_state = False
+        self._msg = Observation()
         self.pub = self.create_publisher(Observation, p["observation_topic"], FRESHEST_QOS)
-        self.create_subscription(JointState, p["joint_states_topic"], self._on_joint_state, SENSOR_QOS)
-        self.create_subscription(Float64MultiArray, p["command_topic"], self._on_command, FRESHEST_QOS)
-        self.create_subscription(Reward, p["reward_topic"], self._on_reward, 100)
+        self.joint_states = self.reader(JointState, p["joint_states_topic"], SENSOR_QOS)
+        self.commands = self.reader(Float64MultiArray, p["command_topic"], COMMAND_QUEUE)
+        self.episode_ends = self.reader(Reward, p["episode_end_topic"], LATCHED_QOS)
+        self.schedules = self.reader(ScheduleMsg, p["schedule_topic"], LATCHED_QOS)
         self.start_reporting(p["statistics_rate_hz"])
+        self.start_thread(self._loop, "ingest")
 
-    def _on_joint_state(self, msg: JointState) -> None:
+    def _next_build_time(self, now: float) -> float:
+        msg = self.schedules.take_newest()
+        if msg is not None and (self.schedule is None or msg.revision != self.schedule.revision):
+            self.schedule = schedule_from_msg(msg)
+        if self.schedule is None:
+            return max(now, self._last_target + self.unscheduled_period)
+        # never the same slot twice (a wake-up a hair early would otherwise see it again)
+        after = max(now, self._last_target + 0.5 * self.schedule.spacing)
+        return self.schedule.next_slot_start(after + self.lead) - self.lead
+
+    def _loop(self) -> None:
+        set_thread_realtime(self, self.priority)
+        while not self.stop_event.is_set():
+            target = self._next_build_time(time.time())
+            if sleep_until_wall(target, self.stop_event):
+                self._last_target = target
+                self.build_and_publish()
+
+    def build_and_publish(self) -> None:
+        for command in self.commands.take_all():
+            if len(command.data) == self.builder.task.action_dim:
+                self.builder.record_command(command.data)
+        reward = self.episode_ends.take_newest()
+        if reward is not None:
+            episode = episode_after(reward.episode, reward.terminated or reward.truncated)
+            if episode != self.episode:
+                self.episode = episode
+                self.builder.reset()  # the history of the old episode does not carry over
+        joint_state = self.joint_states.take_newest()
+        if joint_state is not None:
+            self._last_joint_state = joint_state
+        elif self._last_joint_state is None:
+            return
+        else:
+            self.repeated_samples += 1
+        js = self._last_joint_state
         try:
-            pos, vel = reorder_joint_state(msg.name, msg.position, msg.velocity, self.joint_names)
+            pos, vel = self.pick_joints(js.name, js.position, js.velocity)
         except (KeyError, ValueError) as err:
             self.bad_joint_states += 1
+            self._last_joint_state = None
             self.get_logger().warning(f"joint state ignored: {err}", throttle_duration_sec=5.0)
             return
-        obs = Observation(seq=self.seq, episode=self.episode, data=self.builder.build(pos, vel).tolist())
-        obs.header.stamp = msg.header.stamp  # sensor time, not now: ages downstream start at sensing
+        msg = self._msg
+        msg.seq = self.seq
+        msg.episode = self.episode
+        msg.data = float32_array(self.builder.build(pos, vel))
+        msg.header.stamp = js.header.stamp  # sensor time, not now: ages downstream start at sensing
         self.seq += 1
-        self.pub.publish(obs)
-
-    def _on_command(self, msg: Float64MultiArray) -> None:
-        if len(msg.data) == self.builder.task.action_dim:
-            self.builder.record_command(msg.data)
-
-    def _on_reward(self, msg: Reward) -> None:
-        if msg.terminated or msg.truncated:
-            self.episode = msg.episode + 1
-            self.builder.reset()
+        self.pub.publish(msg)
 
     def status(self) -> tuple[str, dict]:
         values = {
             "observations": self.seq,
             "episode": self.episode,
             "bad_joint_states": self.bad_joint_states,
+            "repeated_samples": self.repeated_samples,
             "observation_size": self.builder.size,
+            "schedule_revision": self.schedule.revision if self.schedule else 0,
         }
         return "running", values
 

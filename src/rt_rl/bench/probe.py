@@ -1,0 +1,68 @@
+"""An outside subscriber: what a normal-priority process on the same machine sees of a topic.
+
+    python -m rt_rl.bench.probe OUT.json [--topic /rt_rl/command]
+
+A plain rclpy node (classic executor, a callback per message, normal scheduling, no rt_rl code on
+the receive path), like a user's logger or controller. It stamps every message on arrival (wall and
+monotonic clocks) and writes the stamps to OUT.json on SIGINT/SIGTERM. `inter_arrival_ms` turns
+them into the statistics the benchmark reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import time
+
+import numpy as np
+
+from rt_rl.core.measurement import percentiles_ms
+
+
+def inter_arrival_ms(wall: list[float], mono: list[float], start_wall: float, end_wall: float) -> dict:
+    """Inter-arrival time statistics of the messages received between two wall times (ms)."""
+    keep = [m for w, m in zip(wall, mono, strict=True) if start_wall <= w <= end_wall]
+    gaps = np.diff(np.asarray(keep, dtype=float))
+    out = percentiles_ms(gaps, ("p50", "p99", "max"))
+    out["messages"] = len(keep)
+    out["rate_hz"] = round((len(keep) - 1) / (keep[-1] - keep[0]), 3) if len(keep) > 1 else None
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m rt_rl.bench.probe", description=__doc__.splitlines()[0])
+    ap.add_argument("out", help="JSON file written on SIGINT/SIGTERM")
+    ap.add_argument("--topic", default="/rt_rl/command")
+    a = ap.parse_args(argv)
+    import rclpy
+    from rclpy.qos import qos_profile_sensor_data
+    from std_msgs.msg import Float64MultiArray
+
+    rclpy.init(signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
+    stop = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.append(1))
+    node = rclpy.create_node("rt_rl_outside_probe")
+    wall: list[float] = []
+    mono: list[float] = []
+
+    def on_msg(_msg) -> None:
+        mono.append(time.monotonic())
+        wall.append(time.time())
+
+    # best effort matches any publisher; depth 10 as a typical user's subscriber
+    node.create_subscription(Float64MultiArray, a.topic, on_msg, qos_profile_sensor_data)
+    executor = rclpy.executors.SingleThreadedExecutor()
+    executor.add_node(node)
+    while not stop:
+        executor.spin_once(timeout_sec=0.1)
+    with open(a.out, "w") as f:
+        json.dump({"topic": a.topic, "wall": wall, "mono": mono}, f)
+    node.destroy_node()
+    rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

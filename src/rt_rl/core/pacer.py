@@ -1,0 +1,74 @@
+"""The one drift-free tick pacer, shared by the arbiter's control clock and the simulator's physics loop.
+
+Tick n is due at `start + n * period` on the monotonic clock, never at "last wake-up + period", so
+wake-up latency does not accumulate into drift.
+
+Overrun rule: a tick that is reached late still runs at once (no sleep) as long as it is less than
+one full period late. When the loop is a period or more behind (the machine stalled, the process was
+descheduled), the ticks that were missed are *skipped*, not run back to back: a burst of commands or
+physics steps would only make things worse. Skipped ticks are counted (`skipped`) and every tick that
+started late by more than `late_tolerance` is counted (`late`), so the statistics can say what
+happened. The simulator, which must keep simulated time equal to wall time, uses `catch_up=True`
+instead: it runs the missed steps back to back (its real-time factor stays 1) and counts them.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Pacer:
+    period: float
+    start: float  # time of tick 0 (monotonic seconds)
+    catch_up: bool = False  # True: run missed ticks back to back; False: skip them
+    late_tolerance: float = 0.001  # a tick starting later than this counts as late
+    tick: int = field(default=0, init=False)  # index of the tick last returned by `next_due`
+    late: int = field(default=0, init=False)
+    skipped: int = field(default=0, init=False)
+    caught_up: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        if not self.period > 0:
+            raise ValueError(f"period must be > 0 s, got {self.period}")
+
+    def due(self, n: int) -> float:
+        return self.start + n * self.period
+
+    def next_due(self, now: float) -> tuple[int, float]:
+        """Advance to the next tick and return (its index, its due time), applying the overrun rule."""
+        n = self.tick + 1
+        behind = now - self.due(n)
+        if behind >= self.period:
+            missed = math.floor(behind / self.period)
+            if self.catch_up:
+                self.caught_up += 1
+            else:
+                self.skipped += missed
+                n += missed
+        self.tick = n
+        return n, self.due(n)
+
+    def record_start(self, due: float, started: float) -> None:
+        """Count a tick that began later than the tolerance (called with the real start time)."""
+        if started - due > self.late_tolerance:
+            self.late += 1
+
+    def wait(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> tuple[int, float]:
+        """Sleep until the next tick is due; returns (tick index, due time)."""
+        n, due = self.next_due(clock())
+        remaining = due - clock()
+        if remaining > 0:
+            sleep(remaining)
+        self.record_start(due, clock())
+        return n, due
+
+    def counters(self) -> dict[str, int]:
+        return {"ticks": self.tick, "late": self.late, "skipped": self.skipped, "caught_up": self.caught_up}
