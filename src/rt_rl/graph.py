@@ -21,6 +21,17 @@ WORKER = "inference_worker"
 RECORDER = "bag_recorder"
 
 
+DDS_PROFILE = Path(__file__).resolve().parent / "dds" / "fast_discovery.xml"
+
+
+def dds_environment(env: dict[str, str]) -> dict[str, str]:
+    """Environment additions for every node: the fast-discovery Fast DDS profile (see the XML), unless
+    the user set a profile of their own."""
+    if env.get("FASTDDS_DEFAULT_PROFILES_FILE") or env.get("FASTRTPS_DEFAULT_PROFILES_FILE"):
+        return {}
+    return {"FASTDDS_DEFAULT_PROFILES_FILE": str(DDS_PROFILE)}
+
+
 def wants_recording(params: dict[str, Any]) -> bool:
     return RECORDER in params
 
@@ -34,6 +45,8 @@ class NodeSpec:
     required: bool = True  # its death stops the graph
     respawn: bool = False
     parameters: dict[str, Any] = field(default_factory=dict)  # per-instance overrides
+    # modules the own launcher imports once and forks the node from (rt_rl.prefork): startup fast path
+    preload: tuple[str, ...] = ()
 
 
 def describe_graph(num_workers: int, record: bool = False) -> list[NodeSpec]:
@@ -51,6 +64,7 @@ def describe_graph(num_workers: int, record: bool = False) -> list[NodeSpec]:
             required=False,
             respawn=True,
             parameters={"worker_id": i},
+            preload=("torch", "rt_rl.policy.runtime"),
         )
         for i in range(num_workers)
     ]

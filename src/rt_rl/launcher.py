@@ -12,6 +12,7 @@ or when a required child dies, and exits with a code that says what happened:
 from __future__ import annotations
 
 import ctypes
+import importlib
 import json
 import os
 import signal
@@ -29,6 +30,7 @@ from rt_rl.graph import (
     RECORDER,
     NodeSpec,
     ParamsFileError,
+    dds_environment,
     describe_graph,
     expand_params,
     graph_setting,
@@ -36,6 +38,7 @@ from rt_rl.graph import (
     wants_recording,
 )
 from rt_rl.graph import write_params as write_params_file
+from rt_rl.prefork import PreforkedProcess
 
 EXIT_OK, EXIT_CONFIG, EXIT_CHILD_DIED, EXIT_STARTUP, EXIT_INTERRUPTED = 0, 2, 3, 4, 130
 MAX_RESPAWNS = 3
@@ -60,25 +63,43 @@ class Child:
     args: list[str]
     log_path: Path
     echo: bool
-    proc: subprocess.Popen | None = None
+    proc: subprocess.Popen | PreforkedProcess | None = None
     respawns: int = 0
     tail: deque = field(default_factory=lambda: deque(maxlen=20))
+    preforked: PreforkedProcess | None = None  # forked early, released at its stage (first start only)
+
+    def prefork(self) -> None:
+        for module in self.spec.preload:
+            importlib.import_module(module)
+        ros_args = self.args[self.args.index("--ros-args") :]
+        title = self.spec.name.replace("inference_worker", "rt_rl_worker")
+        self.preforked = PreforkedProcess(self.spec.module, [self.spec.executable, *ros_args], title)
 
     def start(self) -> None:
         log = self.log_path.open("a")
-        self.proc = subprocess.Popen(
-            self.args,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # Ctrl-C reaches the launcher only; it stops children in order
-            preexec_fn=_die_with_parent,
-            text=True,
-            bufsize=1,
-        )
+        if self.preforked is not None:
+            self.proc, self.preforked = self.preforked, None
+            self.proc.release()
+        else:
+            self.proc = subprocess.Popen(
+                self.args,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # Ctrl-C reaches the launcher only; it stops children in order
+                preexec_fn=_die_with_parent,
+                text=True,
+                bufsize=1,
+            )
         threading.Thread(target=self._pump, args=(self.proc, log), daemon=True).start()
 
-    def _pump(self, proc: subprocess.Popen, log) -> None:
+    def discard(self) -> None:
+        """A preforked child whose stage never started: let it go."""
+        if self.preforked is not None:
+            self.preforked.discard()
+            self.preforked = None
+
+    def _pump(self, proc, log) -> None:
         assert proc.stdout is not None
         for line in proc.stdout:
             log.write(line)
@@ -217,20 +238,26 @@ class Launcher:
             print(f"rt-rl launch: error: {err}", file=sys.stderr)
             return err.code
         t_launch = time.monotonic()
+        os.environ.update(dds_environment(dict(os.environ)))  # before any fork, Popen or participant
+        self.children = [
+            Child(
+                spec,
+                self._command(spec, params_path),
+                run_dir / "logs" / f"{spec.name}.log",
+                self.o.echo_logs,
+            )
+            for spec in describe_graph(n, self.record)
+        ]
+        # Fork the nodes that preload heavy modules now, while this process is single-threaded
+        # (no DDS, no log pumps yet): torch is imported once instead of once per worker.
+        for child in self.children:
+            if child.spec.preload:
+                child.prefork()
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         monitor = Monitor()
         code, message = EXIT_OK, ""
         t_measure = None
         try:
-            self.children = [
-                Child(
-                    spec,
-                    self._command(spec, params_path),
-                    run_dir / "logs" / f"{spec.name}.log",
-                    self.o.echo_logs,
-                )
-                for spec in describe_graph(n, self.record)
-            ]
             self.log(
                 f"{len(self.children)} nodes, {n} worker(s), ROS_DOMAIN_ID={os.environ.get('ROS_DOMAIN_ID', '0')}, "
                 f"logs in {run_dir}/logs"
@@ -374,6 +401,8 @@ class Launcher:
 
     def _stop_all(self, monitor: Monitor) -> None:
         """Arbiter first (commands stop, final statistics), then the rest in reverse start order."""
+        for child in self.children:
+            child.discard()
         for child in sorted(self.children, key=lambda c: -c.spec.stage):
             if child.alive():
                 child.proc.send_signal(signal.SIGINT)

@@ -26,7 +26,8 @@ def inter_arrival_ms(wall: list[float], mono: list[float], start_wall: float, en
     gaps = np.diff(np.asarray(keep, dtype=float))
     out = percentiles_ms(gaps, ("p50", "p99", "max"))
     out["messages"] = len(keep)
-    out["rate_hz"] = round((len(keep) - 1) / (keep[-1] - keep[0]), 3) if len(keep) > 1 else None
+    span = keep[-1] - keep[0] if len(keep) > 1 else 0.0
+    out["rate_hz"] = round((len(keep) - 1) / span, 3) if span > 0 else None
     return out
 
 

@@ -132,6 +132,9 @@ class ArbiterCore:
         if reason is not None:
             self.rejected[reason] += 1
             return reason
+        if self._pending is not None and 0 <= self._pending.episode < self.episode:
+            self.rejected[Rejection.ENDED_EPISODE] += 1  # its episode ended while it waited
+            self._pending = None
         if self._pending is None:
             self._pending = action
         else:  # one of the two is never actuated: count it, do not drop it silently

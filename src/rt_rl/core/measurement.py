@@ -157,7 +157,7 @@ class Measurement:
 def summarize(s: Snapshot) -> dict:
     """The arbiter's statistics, a pure function of what was measured."""
     periods = np.diff(s.tick_times)
-    span = float(s.tick_times[-1] - s.tick_times[0]) if s.tick_times.size > 1 else math.nan
+    span = float(s.tick_times[-1] - s.tick_times[0]) if s.tick_times.size > 1 else 0.0
     inference = [v for v in s.worker_inference.values() if v.size]
     all_inference = np.concatenate(inference) if inference else np.empty(0)
     mean_t = float(all_inference.mean()) if all_inference.size else None
@@ -166,7 +166,7 @@ def summarize(s: Snapshot) -> dict:
     return {
         "control": {
             "rate_hz_target": round(1.0 / s.period, 3),
-            "rate_hz_achieved": round((s.tick_times.size - 1) / span, 3) if s.tick_times.size > 1 else None,
+            "rate_hz_achieved": round((s.tick_times.size - 1) / span, 3) if span > 0 else None,
             "period_ms": percentiles_ms(periods, ("p50", "p99", "max")),
             "recent_period_ms": percentiles_ms(s.recent_periods, ("p50", "p99", "max")),
             "ticks": s.ticks,

@@ -43,7 +43,7 @@ class Pacer:
         n = self.tick + 1
         behind = now - self.due(n)
         if behind >= self.period:
-            missed = math.floor(behind / self.period)
+            missed = math.floor(behind / self.period + 1e-9)  # exact grid readings: no rounding down
             if self.catch_up:
                 self.caught_up += 1
             else:

@@ -18,6 +18,7 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -140,6 +141,16 @@ def to_time_msg(seconds: float) -> Time:
 
 def from_time_msg(t: Time) -> float:
     return t.sec + t.nanosec * 1e-9
+
+
+def process_age() -> float:
+    """Seconds since this process started (Linux /proc), for the startup report."""
+    try:
+        start_ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return float("nan")
 
 
 def set_stamp(t: Time, seconds: float) -> None:
@@ -310,6 +321,7 @@ class RtNode(Node):
         """Publish `status()` on /diagnostics at `rate_hz`; the first report also tells the launcher
         that the node is ready."""
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.get_logger().info(f"up {process_age():.2f} s after its process started")
         self._boot_left = self.BOOT_REPORTS
         self._boot_timer = self.create_timer(self.BOOT_REPORT_PERIOD, self._boot_report)
         self.create_timer(1.0 / rate_hz, self.report)
@@ -362,7 +374,7 @@ def run(name: str, node_factory: Callable[[], RtNode], argv: Sequence[str] | Non
         executor = rclpy.experimental.EventsExecutor()
         executor.add_node(node)
         while not stop.is_set() and not node.stop_event.is_set():
-            executor.spin_once(timeout_sec=0.25)
+            executor.spin_once(timeout_sec=0.1)
     except ConfigError as err:
         print(f"{name}: error: {err}", file=sys.stderr, flush=True)
         code = EXIT_CONFIG_ERROR
