@@ -16,11 +16,11 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from rt_rl.graph import (
-    dds_environment,
     describe_graph,
     expand_params,
     graph_setting,
     load_params,
+    node_environment,
     wants_recording,
     write_params,
 )
@@ -50,7 +50,7 @@ def _nodes(context):
                 respawn=spec.respawn,
                 respawn_delay=1.0,
                 output="screen",
-                additional_env=dds_environment(dict(os.environ)),
+                additional_env=node_environment(dict(os.environ)),
                 # a required node's exit ends the launch, like `rt-rl launch`
                 on_exit=None if spec.respawn or not spec.required else Shutdown(reason=f"{spec.name} exited"),
             )

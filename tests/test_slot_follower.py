@@ -183,3 +183,18 @@ def test_underestimated_inference_time_recovers_even_spacing():
     s = p.plan(2.5, 0.0, subscribers=2, monotonic_now=10.5)
     assert s.num_workers * s.spacing >= real_t - 1e-12
     np.testing.assert_allclose(_completions(s, real_t), real_t / 2, atol=1e-9)
+
+
+def test_first_slow_inferences_of_a_fresh_process_do_not_size_the_first_grid():
+    planner = SchedulePlanner(2, 0.01, 0.002, warmup_samples=3, retuner=Retuner(0.1, 2.0), discard=2)
+    for w in (0, 1):
+        planner.add_inference(w, 0.070)  # cold start
+        planner.add_inference(w, 0.065)
+    assert planner.plan(now=100.0, tick_phase=100.0, subscribers=2, monotonic_now=0.0) is None
+    for w in (0, 1):
+        for _ in range(3):
+            planner.add_inference(w, 0.006)
+    grid = planner.plan(now=100.0, tick_phase=100.0, subscribers=2, monotonic_now=0.0)
+    assert grid is not None
+    assert grid.inference_time == pytest.approx(0.006)
+    assert grid.spacing == pytest.approx(0.01)

@@ -24,12 +24,21 @@ RECORDER = "bag_recorder"
 DDS_PROFILE = Path(__file__).resolve().parent / "dds" / "fast_discovery.xml"
 
 
-def dds_environment(env: dict[str, str]) -> dict[str, str]:
-    """Environment additions for every node: the fast-discovery Fast DDS profile (see the XML), unless
-    the user set a profile of their own."""
-    if env.get("FASTDDS_DEFAULT_PROFILES_FILE") or env.get("FASTRTPS_DEFAULT_PROFILES_FILE"):
-        return {}
-    return {"FASTDDS_DEFAULT_PROFILES_FILE": str(DDS_PROFILE)}
+def node_environment(env: dict[str, str]) -> dict[str, str]:
+    """Environment additions for every node, each only where the user has not set it:
+
+    - the fast-discovery Fast DDS profile (see the XML);
+    - one OpenMP/MKL thread: without it torch's OpenMP runtime starts a thread per core at import that
+      spin-waits between the workers' small inferences (measured: 38 % of a core per worker, forked or
+      not; `torch.set_num_threads` comes too late to stop it). `torch_threads` still raises it per worker.
+    """
+    add = {}
+    if not (env.get("FASTDDS_DEFAULT_PROFILES_FILE") or env.get("FASTRTPS_DEFAULT_PROFILES_FILE")):
+        add["FASTDDS_DEFAULT_PROFILES_FILE"] = str(DDS_PROFILE)
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        if not env.get(name):
+            add[name] = "1"
+    return add
 
 
 def wants_recording(params: dict[str, Any]) -> bool:

@@ -30,11 +30,11 @@ from rt_rl.graph import (
     RECORDER,
     NodeSpec,
     ParamsFileError,
-    dds_environment,
     describe_graph,
     expand_params,
     graph_setting,
     load_params,
+    node_environment,
     wants_recording,
 )
 from rt_rl.graph import write_params as write_params_file
@@ -238,7 +238,7 @@ class Launcher:
             print(f"rt-rl launch: error: {err}", file=sys.stderr)
             return err.code
         t_launch = time.monotonic()
-        os.environ.update(dds_environment(dict(os.environ)))  # before any fork, Popen or participant
+        os.environ.update(node_environment(dict(os.environ)))  # before any fork, Popen or participant
         self.children = [
             Child(
                 spec,

@@ -185,7 +185,10 @@ class SchedulePlanner:
 
     Gate: no grid is laid on a guess. Every worker must have been heard `warmup_samples` times (its
     inference time is measured, its actions reach the arbiter) and must be subscribed to the schedule
-    (DDS discovery of a late joiner can take a while on a busy machine). Then the first grid is laid
+    (DDS discovery of a late joiner can take a while on a busy machine). The first `discard` samples of
+    each worker are not used: the first inferences of a fresh process are slow (cold caches, lazy
+    initialisation; seen here: 70 ms against a steady 6 ms), and a high percentile of a few samples
+    would lay the first grid for that. Then the first grid is laid
     from a high percentile of the measured inference times, and re-laid when that estimate stays beyond
     the retune tolerance for `retune_hold` seconds. A new grid starts after every inference of the old
     one has finished (`not_before = now + old lead`), so no two workers collide.
@@ -199,6 +202,7 @@ class SchedulePlanner:
         warmup_samples: int,
         retuner: Retuner,
         estimator: InferenceTimeEstimator | None = None,
+        discard: int = 0,
     ) -> None:
         self.num_workers = num_workers
         self.control_period = control_period
@@ -206,16 +210,19 @@ class SchedulePlanner:
         self.warmup_samples = warmup_samples
         self.retuner = retuner
         self.estimator = estimator or InferenceTimeEstimator()
+        self.discard = discard
         self.heard = [0] * num_workers
         self.schedule: Schedule | None = None
 
     def add_inference(self, worker_id: int, seconds: float) -> None:
-        if 0 <= worker_id < self.num_workers:
-            self.heard[worker_id] += 1
-        self.estimator.add(seconds)
+        if not 0 <= worker_id < self.num_workers:
+            return  # not a worker of this graph (the arbiter counts it elsewhere)
+        self.heard[worker_id] += 1
+        if self.heard[worker_id] > self.discard:
+            self.estimator.add(seconds)
 
     def ready(self, subscribers: int) -> bool:
-        return min(self.heard) >= self.warmup_samples and subscribers >= self.num_workers
+        return min(self.heard) >= self.discard + self.warmup_samples and subscribers >= self.num_workers
 
     def plan(self, now: float, tick_phase: float, subscribers: int, monotonic_now: float) -> Schedule | None:
         """A new grid to publish, or None to keep the current one. `now`/`tick_phase` are on the

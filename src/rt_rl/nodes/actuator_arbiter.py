@@ -73,6 +73,13 @@ PARAMS = (
     Param(
         "warmup_samples", 5, "inference times measured from each worker before the first schedule", 1, 10000
     ),
+    Param(
+        "warmup_discard",
+        3,
+        "first inference times of each worker not used (a fresh process is slow)",
+        0,
+        1000,
+    ),
     Param("retune_tolerance", 0.1, "relative change of T that re-lays the grid", 0.01, 10.0),
     Param(
         "retune_hold", 2.0, "seconds T must stay beyond the tolerance before the grid is re-laid", 0.0, 60.0
@@ -135,6 +142,7 @@ class ActuatorArbiter(RtNode):
             p["schedule_margin"],
             p["warmup_samples"],
             Retuner(p["retune_tolerance"], p["retune_hold"]),
+            discard=p["warmup_discard"],
         )
         self.measurement = Measurement(self.period, self.num_workers)
         self.gate = WindowGate()

@@ -14,6 +14,7 @@ arrives the worker runs once per new observation so the arbiter can measure T.
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -71,7 +72,10 @@ class InferenceWorker(RtNode):
             raise ConfigError(
                 f"parameter 'worker_id' {p['worker_id']} must be < num_workers {p['num_workers']}"
             )
-        import torch  # here, not at module level: a config error should not wait for torch to load
+        # One OpenMP thread unless asked for more (see rt_rl.graph.node_environment); here, before the
+        # first import of torch, not at module level: a config error should not wait for torch to load.
+        os.environ.setdefault("OMP_NUM_THREADS", str(p["torch_threads"]))
+        import torch
 
         torch.set_num_threads(p["torch_threads"])
         try:
