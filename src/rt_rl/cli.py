@@ -1,7 +1,7 @@
 """`rt-rl`: one command for the project's jobs.
 
 rt-rl launch [PARAMS.yaml] [--duration S] [--summary FILE.json] [--workers N] [--synthetic-latency S]
-rt-rl bench graph|pipeline|delay ...
+rt-rl bench graph|soak|pipeline|delay ...
 rt-rl train ...
 """
 
@@ -65,6 +65,7 @@ MODULES = {
     ("bench", "graph"): "rt_rl.bench.graph",
     ("bench", "pipeline"): "rt_rl.bench.pipeline",
     ("bench", "delay"): "rt_rl.bench.delay",
+    ("bench", "soak"): "rt_rl.bench.soak",
     ("train",): "rt_rl.learning.train",
 }
 

@@ -42,6 +42,7 @@ from rt_rl.prefork import PreforkedProcess
 
 EXIT_OK, EXIT_CONFIG, EXIT_CHILD_DIED, EXIT_STARTUP, EXIT_INTERRUPTED = 0, 2, 3, 4, 130
 MAX_RESPAWNS = 3
+TIMELINE_PERIOD = 5.0  # s between timeline.jsonl records
 STOP_TIMEOUT = 5.0
 
 
@@ -116,6 +117,16 @@ class Child:
             return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
         except (OSError, AttributeError, IndexError, ValueError):
             return None
+
+    def rss_kb(self) -> int | None:
+        """Resident memory of the child (Linux /proc), for the soak run's growth check."""
+        try:
+            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        except (OSError, AttributeError, ValueError):
+            pass
+        return None
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -274,7 +285,7 @@ class Launcher:
                 "graph ready and scheduled; measuring"
                 + (f" for {self.o.duration:g} s" if self.o.duration else " until Ctrl-C")
             )
-            self._supervise(monitor, t_measure)
+            self._supervise(monitor, t_measure, run_dir / "timeline.jsonl")
         except LaunchError as err:
             code, message = err.code, str(err)
         finally:
@@ -297,6 +308,17 @@ class Launcher:
             path.write_text(json.dumps(summary, indent=2))
             self.log(f"summary written to {path}")
         return code
+
+    def _timeline_record(self, monitor: Monitor, elapsed: float) -> dict:
+        arbiter = (monitor.get("actuator_arbiter") or ("", {}))[1]
+        return {
+            "t": round(elapsed, 2),
+            "fresh_action_ratio": arbiter.get("fresh_action_ratio"),
+            "recent_period_ms": arbiter.get("control", {}).get("recent_period_ms"),
+            "ticks": arbiter.get("control", {}).get("ticks"),
+            "rss_kb": {c.spec.name: c.rss_kb() for c in self.children},
+            "cpu_s": {k: (round(v, 3) if v is not None else None) for k, v in self._cpu_now().items()},
+        }
 
     def _cpu_now(self) -> dict[str, float | None]:
         return {c.spec.name: c.cpu_seconds() for c in self.children}
@@ -375,18 +397,25 @@ class Launcher:
                 continue
             raise LaunchError(f"{child.spec.name} died (exit code {rc}): {child.reason()}", EXIT_CHILD_DIED)
 
-    def _supervise(self, monitor: Monitor, t0: float) -> None:
+    def _supervise(self, monitor: Monitor, t0: float, timeline_path: Path) -> None:
+        """Watch the children until the end; every TIMELINE_PERIOD append the arbiter's rolling
+        statistics and each node's CPU and resident memory to timeline.jsonl (soak runs read it)."""
         from tqdm import tqdm
 
+        next_record = t0
+
         show = self.o.duration is not None and sys.stdout.isatty() and not self.o.quiet
-        with tqdm(
-            total=self.o.duration or 0,
-            disable=not show,
-            unit="s",
-            desc="measuring",
-            bar_format="{desc} {bar} {n:.0f}/{total:.0f} s {postfix}",
-            leave=False,
-        ) as bar:
+        with (
+            timeline_path.open("a") as timeline,
+            tqdm(
+                total=self.o.duration or 0,
+                disable=not show,
+                unit="s",
+                desc="measuring",
+                bar_format="{desc} {bar} {n:.0f}/{total:.0f} s {postfix}",
+                leave=False,
+            ) as bar,
+        ):
             while not self._stop.is_set():
                 self._check_children()
                 elapsed = time.monotonic() - t0
@@ -395,6 +424,10 @@ class Launcher:
                     ratio = status[1].get("fresh_action_ratio") if status else None
                     bar.set_postfix_str(f"fresh ratio {ratio}" if ratio is not None else "", refresh=False)
                     bar.update(int(elapsed - bar.n))
+                if time.monotonic() >= next_record:
+                    next_record += TIMELINE_PERIOD
+                    timeline.write(json.dumps(self._timeline_record(monitor, elapsed)) + "\n")
+                    timeline.flush()
                 if self.o.duration is not None and elapsed >= self.o.duration:
                     return
                 time.sleep(0.05)

@@ -118,10 +118,22 @@ def table(groups: dict[int, list[dict]], period_ms: float) -> str:
 
 
 def cpu_table(groups: dict[int, list[dict]]) -> str:
-    names = list(next(iter(groups.values()))[0]["cpu_percent"])
+    """Per node, the workers summed and as the mean of one."""
+
+    def split(run: dict) -> dict[str, float]:
+        cpu = run["cpu_percent"]
+        workers = [v for k, v in cpu.items() if k.startswith("inference_worker") and v is not None]
+        out = {k: v for k, v in cpu.items() if not k.startswith("inference_worker")}
+        out["workers (sum)"] = round(sum(workers), 1)
+        out["one worker (mean)"] = round(sum(workers) / len(workers), 1) if workers else None
+        out["graph total"] = run["cpu_percent_total"]
+        return out
+
+    names = list(split(next(iter(groups.values()))[0]))
     lines = ["| N | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 1)]
     for n, runs in groups.items():
-        cells = [spread([r["cpu_percent"].get(k) for r in runs], "{:.1f}") for k in names]
+        rows = [split(r) for r in runs]
+        cells = [spread([r.get(k) for r in rows], "{:.1f}") for k in names]
         lines.append(f"| {n} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
