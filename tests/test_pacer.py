@@ -37,7 +37,7 @@ def test_ticks_stay_on_grid_when_every_wake_up_is_late():
     lateness = np.array(starts) - grid
     # "last wake-up + period" pacing would be 2000 * 0.4 ms = 0.8 s late by now
     assert lateness.min() >= 0 and lateness.max() <= 0.0004 + 1e-9
-    assert p.counters() == {"ticks": 2000, "late": 0, "skipped": 0, "caught_up": 0}
+    assert p.counters() == {"ticks": 2000, "late": 0, "skipped": 0, "caught_up": 0, "clock_steps": 0}
 
 
 def test_late_counts_ticks_started_later_than_tolerance():
@@ -101,3 +101,13 @@ def test_catch_up_runs_missed_ticks_back_to_back_and_counts_them():
 def test_invalid_period_is_refused(period):
     with pytest.raises(ValueError, match="period"):
         Pacer(period, start=0.0)
+
+
+def test_a_clock_stepped_backwards_re_anchors_the_grid_instead_of_sleeping_through_it():
+    pacer = Pacer(0.01, 1000.0)
+    pacer.next_due(1000.0)
+    n, due = pacer.next_due(990.0)  # the wall clock stepped back by 10 s
+    assert due == pytest.approx(990.01)
+    assert pacer.clock_steps == 1
+    n2, due2 = pacer.next_due(990.01)
+    assert n2 == n + 1 and due2 == pytest.approx(990.02)

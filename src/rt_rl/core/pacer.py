@@ -8,7 +8,9 @@ one full period late. When the loop is a period or more behind (the machine stal
 descheduled), the ticks that were missed are *skipped*, not run back to back: a burst of commands or
 physics steps would only make things worse. Skipped ticks are counted (`skipped`) and every tick that
 started late by more than `late_tolerance` is counted (`late`), so the statistics can say what
-happened. The simulator, which must keep simulated time equal to wall time, uses `catch_up=True`
+happened. A clock that jumps backwards (the wall clock stepped by NTP) would make the next tick due
+far in the future: when a tick is due more than `max_ahead` periods from now the grid is re-anchored
+at now (counted in `clock_steps`) instead of sleeping through the jump. The simulator, which must keep simulated time equal to wall time, uses `catch_up=True`
 instead: it runs the missed steps back to back (its real-time factor stays 1) and counts them.
 """
 
@@ -26,10 +28,12 @@ class Pacer:
     start: float  # time of tick 0 (monotonic seconds)
     catch_up: bool = False  # True: run missed ticks back to back; False: skip them
     late_tolerance: float = 0.001  # a tick starting later than this counts as late
+    max_ahead: float = 2.0  # periods; a due time further ahead means the clock stepped back
     tick: int = field(default=0, init=False)  # index of the tick last returned by `next_due`
     late: int = field(default=0, init=False)
     skipped: int = field(default=0, init=False)
     caught_up: int = field(default=0, init=False)
+    clock_steps: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
         if not self.period > 0:
@@ -41,6 +45,9 @@ class Pacer:
     def next_due(self, now: float) -> tuple[int, float]:
         """Advance to the next tick and return (its index, its due time), applying the overrun rule."""
         n = self.tick + 1
+        if self.due(n) - now > self.max_ahead * self.period:
+            self.clock_steps += 1
+            self.start = now - self.tick * self.period  # tick n is now due one period from now
         behind = now - self.due(n)
         if behind >= self.period:
             missed = math.floor(behind / self.period + 1e-9)  # exact grid readings: no rounding down
@@ -71,4 +78,10 @@ class Pacer:
         return n, due
 
     def counters(self) -> dict[str, int]:
-        return {"ticks": self.tick, "late": self.late, "skipped": self.skipped, "caught_up": self.caught_up}
+        return {
+            "ticks": self.tick,
+            "late": self.late,
+            "skipped": self.skipped,
+            "caught_up": self.caught_up,
+            "clock_steps": self.clock_steps,
+        }
