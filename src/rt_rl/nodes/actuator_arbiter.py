@@ -148,7 +148,7 @@ class ActuatorArbiter(RtNode):
         self.gate = WindowGate()
         self.pacer: Pacer | None = None
         self._lock = threading.Lock()  # planner, measurement, gate: control thread vs executor thread
-        self._last_tick_wall = 0.0
+        self._last_tick_due = 0.0
         self._counted = {"superseded": 0, "rejected": {}}  # core counters when the window opened
 
         self._cmd_msg = Float64MultiArray()
@@ -175,7 +175,7 @@ class ActuatorArbiter(RtNode):
         self.pacer = Pacer(self.period, time.time())
         msg = self._cmd_msg
         while not self.stop_event.is_set():
-            self.pacer.wait(clock=time.time)
+            _, due = self.pacer.wait(clock=time.time)
             now = time.time()
             self._take_inputs(now)
             decision = self.core.tick(now)
@@ -183,7 +183,8 @@ class ActuatorArbiter(RtNode):
             self.cmd_pub.publish(msg)
             published = time.monotonic()
             with self._lock:
-                self._last_tick_wall = now
+                # the grid is laid on the ideal tick times, not on this tick's (jittered) wake-up
+                self._last_tick_due = due
                 if self.gate.update(now, decision.kind is TickKind.FRESH):
                     if self._counted.get("opened") is None:
                         self._counted = {
@@ -213,11 +214,11 @@ class ActuatorArbiter(RtNode):
 
     # --- schedule (executor thread, off the control path) ------------------------------------------
     def _plan(self) -> None:
-        if not self._last_tick_wall:
+        if not self._last_tick_due:
             return
         with self._lock:
             schedule = self.planner.plan(
-                time.time(), self._last_tick_wall, self.sched_pub.get_subscription_count(), time.monotonic()
+                time.time(), self._last_tick_due, self.sched_pub.get_subscription_count(), time.monotonic()
             )
             if schedule is not None and self.gate.opens_after == math.inf:
                 # the window opens once every worker has started on the first grid
