@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.rt_rl-setup-done
 MSGS := $(wildcard rt_rl_ws/src/rt_rl_interfaces/msg/*.msg) rt_rl_ws/src/rt_rl_interfaces/CMakeLists.txt
 
-.PHONY: setup demo test bench-graph clean
+.PHONY: setup demo test bench-graph bench-busy bench-soak clean
 
 setup: $(STAMP)
 
@@ -29,8 +29,15 @@ test: setup
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
+# Timing benchmarks of the live graph (nothing else should run meanwhile: two cores).
 bench-graph: setup
-	$(VENV)/bin/rt-rl bench graph --out docs/bench_graph
+	$(VENV)/bin/rt-rl bench graph --workers 1 5 --repeat 5 --duration 30 --out docs/bench_graph
+
+bench-busy: setup
+	$(VENV)/bin/rt-rl bench graph --workers 5 --repeat 3 --duration 30 --busy-loop --out docs/bench_graph_busy
+
+bench-soak: setup
+	$(VENV)/bin/rt-rl bench soak --duration 600 --out docs/bench_soak.md
 
 clean:
 	rm -rf build runs $(VENV) src/*.egg-info
