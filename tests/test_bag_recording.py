@@ -64,3 +64,34 @@ def test_demo_run_records_a_readable_bag(ros_env, tmp_path):
     assert 0.015 <= duration < 0.05
     assert (tmp_path / "run").joinpath("params.yaml").is_file()
     assert (Path(bag) / "params.yaml").is_file()
+
+
+def test_record_flag_records_every_graph_topic_without_losing_an_observation(ros_env, tmp_path):
+    from rt_rl.graph import TOPICS
+
+    summary = tmp_path / "summary.json"
+    proc = run_cli(
+        ["launch", "config/bench_100hz.yaml", "--duration", "4", "--workers", "2", "--synthetic-latency",
+         "0.015", "--summary", str(summary), "--run-dir", str(tmp_path / "run"), "--record", str(tmp_path / "rec")],
+        ros_env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    bag = Path(json.loads(summary.read_text())["bag"])
+    assert (tmp_path / "rec").resolve() in bag.resolve().parents
+    store = rt_rl_typestore()
+    with Reader(bag) as reader:
+        recorded = {c.topic: c.msgtype for c in reader.connections}
+        obs = [c for c in reader.connections if c.topic == "/rt_rl/observation"]
+        seqs = [store.deserialize_cdr(raw, c.msgtype).seq for c, _, raw in reader.messages(connections=obs)]
+    assert recorded == {t.default: t.msg_type for t in TOPICS.values()}
+    assert len(seqs) > 100 and seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # no gap
+
+
+def test_record_into_an_unwritable_place_is_refused_with_one_line(ros_env, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    proc = run_cli(["launch", "config/bench_100hz.yaml", "--duration", "2", "--record", str(blocker / "bags"),
+                    "--run-dir", str(tmp_path / "run")], ros_env)  # fmt: skip
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "--record" in lines[0] and str(blocker) in lines[0]

@@ -87,3 +87,24 @@ def test_ros2_launch_file_is_built_from_the_same_description():
     assert any(
         isinstance(n, ast.FunctionDef) and n.name == "generate_launch_description" for n in ast.walk(tree)
     )
+
+
+def test_every_node_names_its_topics_from_the_one_graph_description():
+    import importlib
+
+    from rt_rl.graph import TOPICS
+
+    params_of = {
+        spec.module: importlib.import_module(spec.module).PARAMS for spec in describe_graph(1, record=True)
+    }
+    seen = set()
+    for module, params in params_of.items():
+        for p in params:
+            if p.name.endswith("_topic"):
+                key = p.name[: -len("_topic")]
+                assert key in TOPICS, (module, p.name)
+                assert p.default == TOPICS[key].default, (module, p.name)
+                seen.add(key)
+    recorder = {p.name for p in params_of["rt_rl.nodes.bag_recorder"]}
+    assert {t.param for t in TOPICS.values()} <= recorder  # the recorder records everything declared
+    assert seen == set(TOPICS)

@@ -1,6 +1,7 @@
 """`rt-rl`: one command for the project's jobs.
 
 rt-rl launch [PARAMS.yaml] [--duration S] [--summary FILE.json] [--workers N] [--synthetic-latency S]
+             [--record DIR]
 rt-rl bench graph|soak|pipeline|delay ...
 rt-rl train ...
 """
@@ -44,6 +45,11 @@ def _launch(argv: list[str]) -> int:
     ap.add_argument("--startup-timeout", type=float, default=90.0, help="seconds each start stage may take")
     ap.add_argument("--echo-logs", action="store_true", help="print the nodes' output, prefixed by node name")
     ap.add_argument("--quiet", action="store_true", help="no progress lines (the summary is still printed)")
+    ap.add_argument(
+        "--record",
+        metavar="DIR",
+        help="record a rosbag2 bag of the graph's topics into DIR (any params file)",
+    )
     a = ap.parse_args(argv)
     return Launcher(
         LaunchOptions(
@@ -56,6 +62,7 @@ def _launch(argv: list[str]) -> int:
             startup_timeout=a.startup_timeout,
             echo_logs=a.echo_logs,
             quiet=a.quiet,
+            record=a.record,
         )
     ).run()
 

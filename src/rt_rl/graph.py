@@ -1,4 +1,4 @@
-"""The one description of the rt_rl graph, used by both front ends: `rt-rl launch` (the project's own
+"""The one description of the rt_rl graph (its topics and its nodes), used by both front ends: `rt-rl launch` (the project's own
 supervisor, for machines without ros2 launch) and `launch/rt_rl.launch.py` (ros2 launch).
 
 A parameter file is a normal ROS 2 params file with one section per node. Graph-wide settings live in
@@ -10,11 +10,76 @@ parser has no partial-name wildcards), each with its `worker_id`.
 from __future__ import annotations
 
 import copy
+import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+
+@dataclass(frozen=True)
+class QosSpec:
+    """A QoS profile as plain data (this module needs no rclpy); `rt_rl.nodes.common.qos_profile`
+    turns it into an rclpy QoSProfile, the recorder writes it into the bag's metadata."""
+
+    depth: int
+    reliable: bool = True
+    latched: bool = False  # transient local: a late joiner gets the last sample
+
+    def with_depth(self, depth: int) -> QosSpec:
+        return QosSpec(depth, self.reliable, self.latched)
+
+
+# Only the newest sample matters (a reader takes it when it needs it): no queue of stale data.
+NEWEST = QosSpec(1)
+# Sensor input as read: best effort matches both best-effort and reliable publishers.
+SENSOR = QosSpec(1, reliable=False)
+LATCHED = QosSpec(1, latched=True)
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One topic of the graph: the parameter that renames it, its default name, its type and the QoS
+    its publisher offers (readers that need a queue ask for `qos.with_depth(n)`)."""
+
+    key: str
+    default: str
+    msg_type: str  # ROS 2 type name, e.g. "std_msgs/msg/Float64MultiArray"
+    qos: QosSpec
+    about: str
+
+    @property
+    def param(self) -> str:
+        return f"{self.key}_topic"
+
+    def type_class(self) -> type:
+        """The Python message class (imports its package)."""
+        package, _, name = self.msg_type.split("/")
+        return getattr(importlib.import_module(f"{package}.msg"), name)
+
+
+TOPICS: dict[str, TopicSpec] = {
+    t.key: t
+    for t in (
+        TopicSpec("joint_states", "/joint_states", "sensor_msgs/msg/JointState", QosSpec(10),
+                  "joint states, what joint_state_broadcaster publishes"),
+        TopicSpec("observation", "/rt_rl/observation", "rt_rl_interfaces/msg/Observation", NEWEST,
+                  "policy observations, one per worker slot"),
+        TopicSpec("action", "/rt_rl/action", "rt_rl_interfaces/msg/Action", QosSpec(10),
+                  "worker actions with their timing and provenance"),
+        TopicSpec("command", "/rt_rl/command", "std_msgs/msg/Float64MultiArray", NEWEST,
+                  "executed commands, the input of forward command controllers"),
+        TopicSpec("reward", "/rt_rl/reward", "rt_rl_interfaces/msg/Reward", QosSpec(100),
+                  "task reward of every simulation step"),
+        TopicSpec("episode_end", "/rt_rl/episode_end", "rt_rl_interfaces/msg/Reward", LATCHED,
+                  "the last step of each episode: the episode boundary"),
+        TopicSpec("schedule", "/rt_rl/schedule", "rt_rl_interfaces/msg/Schedule", LATCHED,
+                  "the staggering schedule"),
+        TopicSpec("diagnostics", "/diagnostics", "diagnostic_msgs/msg/DiagnosticArray", QosSpec(10),
+                  "every node's statistics"),
+    )
+}  # fmt: skip
 
 GLOBAL = "/**"
 WORKER = "inference_worker"

@@ -193,6 +193,7 @@ class LaunchOptions:
     startup_timeout: float = 90.0
     echo_logs: bool = False
     quiet: bool = False
+    record: str | None = None  # directory: record a bag there whatever the params file says
 
 
 class Launcher:
@@ -234,9 +235,18 @@ class Launcher:
         run_dir = Path(self.o.run_dir or f"runs/{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
         (run_dir / "logs").mkdir(parents=True, exist_ok=True)
         expanded = expand_params(params, n, worker_overrides)
-        self.record = wants_recording(params)
-        if self.record:  # the bag goes into the run directory unless the file says otherwise
-            rec = expanded[RECORDER]["ros__parameters"]
+        self.record = wants_recording(params) or self.o.record is not None
+        if self.record:  # the bag goes into the run directory unless the file or --record says otherwise
+            rec = expanded.setdefault(RECORDER, {"ros__parameters": {}})["ros__parameters"]
+            if self.o.record is not None:
+                target = Path(self.o.record)
+                try:
+                    target.mkdir(parents=True, exist_ok=True)
+                except OSError as err:
+                    raise LaunchError(f"--record {self.o.record}: {err.strerror}", EXIT_CONFIG) from None
+                if not os.access(target, os.W_OK):
+                    raise LaunchError(f"--record {self.o.record}: directory is not writable", EXIT_CONFIG)
+                rec["output_dir"] = str((target / "bag").resolve())
             rec.setdefault("output_dir", str((run_dir / "bag").resolve()))
             rec.setdefault("params_snapshot", str((run_dir / "params.yaml").resolve()))
         return run_dir, write_params_file(expanded, run_dir / "params.yaml"), n

@@ -22,18 +22,14 @@ import threading
 import time
 
 import numpy as np
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-from rt_rl_interfaces.msg import Action, Reward
-from rt_rl_interfaces.msg import Schedule as ScheduleMsg
 from std_msgs.msg import Float64MultiArray
 
 from rt_rl.core.arbiter import ArbiterConfig, ArbiterCore, TickKind, TimedAction, episode_after
 from rt_rl.core.measurement import Measurement, WindowGate, summarize
 from rt_rl.core.pacer import Pacer
 from rt_rl.core.schedule import Retuner, SchedulePlanner
+from rt_rl.graph import TOPICS
 from rt_rl.nodes.common import (
-    FRESHEST_QOS,
-    LATCHED_QOS,
     REALTIME_PRIORITY,
     ConfigError,
     Param,
@@ -45,6 +41,7 @@ from rt_rl.nodes.common import (
     schedule_to_msg,
     set_thread_realtime,
     statistics_rate,
+    topic_param,
 )
 from rt_rl.tasks import TASKS, get_task
 
@@ -84,14 +81,10 @@ PARAMS = (
     Param(
         "retune_hold", 2.0, "seconds T must stay beyond the tolerance before the grid is re-laid", 0.0, 60.0
     ),
-    Param("action_topic", "/rt_rl/action", "rt_rl_interfaces/Action input"),
-    Param("command_topic", "/rt_rl/command", "std_msgs/Float64MultiArray output"),
-    Param(
-        "episode_end_topic",
-        "/rt_rl/episode_end",
-        "episode boundaries (rt_rl_interfaces/Reward, latched); optional on a robot",
-    ),
-    Param("schedule_topic", "/rt_rl/schedule", "rt_rl_interfaces/Schedule output (latched)"),
+    topic_param("action", "input"),
+    topic_param("command", "output"),
+    topic_param("episode_end", "input, optional on a robot"),
+    topic_param("schedule", "output"),
     REALTIME_PRIORITY,
     statistics_rate(1.0),
 )
@@ -152,16 +145,11 @@ class ActuatorArbiter(RtNode):
         self._counted = {"superseded": 0, "rejected": {}}  # core counters when the window opened
 
         self._cmd_msg = Float64MultiArray()
-        self.cmd_pub = self.create_publisher(Float64MultiArray, p["command_topic"], FRESHEST_QOS)
-        self.sched_pub = self.create_publisher(ScheduleMsg, p["schedule_topic"], LATCHED_QOS)
+        self.cmd_pub = self.publisher("command", p)
+        self.sched_pub = self.publisher("schedule", p)
         # Every action is kept until the next tick takes it (depth: a few per worker per tick).
-        queue = QoSProfile(
-            depth=10 * self.num_workers,
-            history=HistoryPolicy.KEEP_LAST,
-            reliability=ReliabilityPolicy.RELIABLE,
-        )
-        self.actions = self.reader(Action, p["action_topic"], queue)
-        self.episode_ends = self.reader(Reward, p["episode_end_topic"], LATCHED_QOS)
+        self.actions = self.reader("action", p, TOPICS["action"].qos.with_depth(10 * self.num_workers))
+        self.episode_ends = self.reader("episode_end", p)
         self.start_reporting(p["statistics_rate_hz"])
         self.create_timer(0.1, self._plan)
         self.create_timer(1.0, self._republish_schedule)

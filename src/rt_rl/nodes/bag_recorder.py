@@ -15,33 +15,34 @@ import time
 from pathlib import Path
 
 from ament_index_python.packages import get_package_share_directory
-from diagnostic_msgs.msg import DiagnosticArray
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
-from rt_rl_interfaces.msg import Action, Observation, Reward, Schedule
-from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray
 
-from rt_rl.nodes.common import LATCHED_QOS, ConfigError, Param, RtNode, declare, run, statistics_rate
-
-# (parameter holding the topic name, ROS type, rosbags type name, QoS depth or profile)
-STREAMS = (
-    ("joint_states_topic", "/joint_states", JointState, "sensor_msgs/msg/JointState", 100),
-    ("observation_topic", "/rt_rl/observation", Observation, "rt_rl_interfaces/msg/Observation", 100),
-    ("action_topic", "/rt_rl/action", Action, "rt_rl_interfaces/msg/Action", 100),
-    ("command_topic", "/rt_rl/command", Float64MultiArray, "std_msgs/msg/Float64MultiArray", 100),
-    ("reward_topic", "/rt_rl/reward", Reward, "rt_rl_interfaces/msg/Reward", 100),
-    ("episode_end_topic", "/rt_rl/episode_end", Reward, "rt_rl_interfaces/msg/Reward", LATCHED_QOS),
-    ("schedule_topic", "/rt_rl/schedule", Schedule, "rt_rl_interfaces/msg/Schedule", LATCHED_QOS),
-    ("diagnostics_topic", "/diagnostics", DiagnosticArray, "diagnostic_msgs/msg/DiagnosticArray", 100),
+from rt_rl.graph import TOPICS, QosSpec, TopicSpec
+from rt_rl.nodes.common import (
+    ConfigError,
+    Param,
+    RtNode,
+    declare,
+    qos_profile,
+    run,
+    statistics_rate,
+    topic_param,
 )
+
+
+# Everything the graph description names is recorded, each with a reliable queue deep enough for a
+# stall of the writer (latched topics keep their durability so the last schedule is in every bag).
+def recording_qos(spec: TopicSpec) -> QosSpec:
+    return QosSpec(1, latched=True) if spec.qos.latched else QosSpec(100)
+
 
 PARAMS = (
     Param("output_dir", "bags/rt_rl", "bag directory; must not exist yet (a timestamp is appended)"),
     Param("storage", "mcap", "rosbag2 storage plugin", choices=("mcap", "sqlite3")),
     Param("params_snapshot", "", "params file copied next to the bag ('' = none)"),
     statistics_rate(1.0),
-    *(Param(name, default, f"topic to record ({ros_type})") for name, default, _, ros_type, _ in STREAMS),
+    *(topic_param(key, "recorded ('' = not recorded)") for key in TOPICS),
 )
 
 
@@ -73,13 +74,19 @@ class BagRecorder(RtNode):
         self.writer.open()
         self._lock = threading.Lock()
         self.counts: dict[str, int] = {}
-        for name, _, ros_type, bag_type, qos in STREAMS:
-            topic = p[name]
+        for spec in TOPICS.values():
+            topic = p[spec.param]
             if not topic:
                 continue
-            connection = self.writer.add_connection(topic, bag_type, typestore=store)
+            connection = self.writer.add_connection(topic, spec.msg_type, typestore=store)
             self.counts[topic] = 0
-            self.create_subscription(ros_type, topic, self._writer_for(topic, connection), qos, raw=True)
+            self.create_subscription(
+                spec.type_class(),
+                topic,
+                self._writer_for(topic, connection),
+                qos_profile(recording_qos(spec)),
+                raw=True,
+            )
         if p["params_snapshot"]:
             shutil.copy(p["params_snapshot"], self.path / "params.yaml")
         self.start_reporting(p["statistics_rate_hz"])

@@ -36,21 +36,26 @@ from rclpy.type_support import check_is_valid_msg_type
 from rt_rl_interfaces.msg import Schedule as ScheduleMsg
 
 from rt_rl.core.schedule import Schedule
+from rt_rl.graph import TOPICS, QosSpec
 
 EXIT_FAILURE = 1  # a timing or inference thread (or a callback) died: the launcher respawns or stops
 EXIT_CONFIG_ERROR = 2
 
-# Latched topics (schedule): late joiners get the last message.
-LATCHED_QOS = QoSProfile(
-    depth=1,
-    history=HistoryPolicy.KEEP_LAST,
-    reliability=ReliabilityPolicy.RELIABLE,
-    durability=DurabilityPolicy.TRANSIENT_LOCAL,
-)
-# Streams where only the newest sample matters (observations, commands): no queueing of stale data.
-FRESHEST_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
-# Sensor input: best effort matches both best-effort and reliable publishers (e.g. joint_state_broadcaster).
-SENSOR_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.BEST_EFFORT)
+
+def qos_profile(spec: QosSpec) -> QoSProfile:
+    """rclpy QoS of a graph QoS spec (rt_rl.graph declares every topic's QoS once)."""
+    return QoSProfile(
+        depth=spec.depth,
+        history=HistoryPolicy.KEEP_LAST,
+        reliability=ReliabilityPolicy.RELIABLE if spec.reliable else ReliabilityPolicy.BEST_EFFORT,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL if spec.latched else DurabilityPolicy.VOLATILE,
+    )
+
+
+def topic_param(key: str, role: str) -> Param:
+    """The parameter that names topic `key` of the graph, with its default and type."""
+    spec = TOPICS[key]
+    return Param(spec.param, spec.default, f"{spec.msg_type} {role}: {spec.about}")
 
 
 def schedule_to_msg(schedule: Schedule) -> ScheduleMsg:
@@ -295,10 +300,18 @@ class RtNode(Node):
         self._readers: list[LatestReader] = []
         self._threads: list[threading.Thread] = []
 
-    def reader(self, msg_type: type, topic: str, qos: QoSProfile) -> LatestReader:
-        r = LatestReader(self, msg_type, topic, qos)
+    def reader(self, key: str, params: dict[str, Any], qos: QosSpec | None = None) -> LatestReader:
+        """A LatestReader of graph topic `key` (name from its parameter in `params`), with the topic's
+        declared QoS or `qos`."""
+        spec = TOPICS[key]
+        r = LatestReader(self, spec.type_class(), params[spec.param], qos_profile(qos or spec.qos))
         self._readers.append(r)
         return r
+
+    def publisher(self, key: str, params: dict[str, Any]):
+        """A publisher of graph topic `key` with the topic's declared QoS."""
+        spec = TOPICS[key]
+        return self.create_publisher(spec.type_class(), params[spec.param], qos_profile(spec.qos))
 
     def start_thread(self, target: Callable[[], None], name: str) -> threading.Thread:
         """Run `target` in a thread whose death stops the node with a non-zero exit code (no silent
@@ -320,7 +333,8 @@ class RtNode(Node):
     def start_reporting(self, rate_hz: float) -> None:
         """Publish `status()` on /diagnostics at `rate_hz`; the first report also tells the launcher
         that the node is ready."""
-        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        spec = TOPICS["diagnostics"]
+        self._diag_pub = self.create_publisher(DiagnosticArray, spec.default, qos_profile(spec.qos))
         self.get_logger().info(f"up {process_age():.2f} s after its process started")
         self._boot_left = self.BOOT_REPORTS
         self._boot_timer = self.create_timer(self.BOOT_REPORT_PERIOD, self._boot_report)

@@ -19,13 +19,10 @@ import time
 
 import numpy as np
 from rt_rl_interfaces.msg import Action, Observation
-from rt_rl_interfaces.msg import Schedule as ScheduleMsg
 
 from rt_rl.core.measurement import Ring, percentiles_ms
 from rt_rl.core.schedule import Schedule, SlotFollower
 from rt_rl.nodes.common import (
-    FRESHEST_QOS,
-    LATCHED_QOS,
     REALTIME_PRIORITY,
     ConfigError,
     Param,
@@ -38,6 +35,7 @@ from rt_rl.nodes.common import (
     set_thread_realtime,
     sleep_until_wall,
     statistics_rate,
+    topic_param,
 )
 from rt_rl.policy.networks import observation_delay
 from rt_rl.policy.provenance import Provenance
@@ -53,9 +51,9 @@ PARAMS = (
     Param("seed", 0, "seed of the random policy (same in every worker: one policy)", 0, 2**31 - 1),
     Param("synthetic_latency", 0.0, "seconds added to every inference to emulate a larger model", 0.0, 10.0),
     Param("torch_threads", 1, "torch intra-op threads (1: workers share the cores)", 1, 64),
-    Param("observation_topic", "/rt_rl/observation", "rt_rl_interfaces/Observation input"),
-    Param("action_topic", "/rt_rl/action", "rt_rl_interfaces/Action output"),
-    Param("schedule_topic", "/rt_rl/schedule", "rt_rl_interfaces/Schedule input (latched)"),
+    topic_param("observation", "input"),
+    topic_param("action", "output"),
+    topic_param("schedule", "input"),
     REALTIME_PRIORITY,
     statistics_rate(1.0),
 )
@@ -108,9 +106,9 @@ class InferenceWorker(RtNode):
         self.compute_ms = self._warm_up()
 
         self._msg = Action(worker_id=self.worker_id, policy_version=self.policy.version)
-        self.pub = self.create_publisher(Action, p["action_topic"], 10)
-        self.observations = self.reader(Observation, p["observation_topic"], FRESHEST_QOS)
-        self.schedules = self.reader(ScheduleMsg, p["schedule_topic"], LATCHED_QOS)
+        self.pub = self.publisher("action", p)
+        self.observations = self.reader("observation", p)
+        self.schedules = self.reader("schedule", p)
         self.start_reporting(p["statistics_rate_hz"])
         self.start_thread(self._loop, "inference")
 

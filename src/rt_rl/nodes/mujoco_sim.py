@@ -18,13 +18,10 @@ from collections import deque
 import numpy as np
 from rt_rl_interfaces.msg import Reward
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray
 
 from rt_rl.core.mujoco_task import JointStateReader, frame_skip_for_rate, make_env
 from rt_rl.core.pacer import Pacer
 from rt_rl.nodes.common import (
-    FRESHEST_QOS,
-    LATCHED_QOS,
     REALTIME_PRIORITY,
     ConfigError,
     Param,
@@ -35,6 +32,7 @@ from rt_rl.nodes.common import (
     set_stamp,
     set_thread_realtime,
     statistics_rate,
+    topic_param,
 )
 from rt_rl.tasks import TASKS, get_task
 
@@ -48,14 +46,10 @@ PARAMS = (
         True,
         "end an episode when the robot falls (Gymnasium's option); false: only the time limit ends it",
     ),
-    Param("joint_states_topic", "/joint_states", "sensor_msgs/JointState output"),
-    Param("command_topic", "/rt_rl/command", "std_msgs/Float64MultiArray input (actuator commands)"),
-    Param("reward_topic", "/rt_rl/reward", "rt_rl_interfaces/Reward output, every step"),
-    Param(
-        "episode_end_topic",
-        "/rt_rl/episode_end",
-        "rt_rl_interfaces/Reward of each episode's last step (latched): the boundary, without a message per step",
-    ),
+    topic_param("joint_states", "output"),
+    topic_param("command", "input"),
+    topic_param("reward", "output"),
+    topic_param("episode_end", "output"),
     REALTIME_PRIORITY,
     statistics_rate(1.0),
 )
@@ -92,11 +86,11 @@ class MujocoSim(RtNode):
         # Messages built once and refilled: no per-step allocation of names and headers.
         self._joint_msg = JointState(name=list(self.task.joint_names))
         self._reward_msg = Reward()
-        self.joint_pub = self.create_publisher(JointState, p["joint_states_topic"], 10)
-        self.reward_pub = self.create_publisher(Reward, p["reward_topic"], 100)
-        self.episode_end_pub = self.create_publisher(Reward, p["episode_end_topic"], LATCHED_QOS)
+        self.joint_pub = self.publisher("joint_states", p)
+        self.reward_pub = self.publisher("reward", p)
+        self.episode_end_pub = self.publisher("episode_end", p)
         # The newest command is taken at each physics step (zero-order hold), no callback per command.
-        self.commands = self.reader(Float64MultiArray, p["command_topic"], FRESHEST_QOS)
+        self.commands = self.reader("command", p)
         self.start_reporting(p["statistics_rate_hz"])
         self._thread = self.start_thread(self._loop, "physics")
         self.get_logger().info(

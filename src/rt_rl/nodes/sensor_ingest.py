@@ -17,20 +17,15 @@ from __future__ import annotations
 
 import time
 
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-from rt_rl_interfaces.msg import Observation, Reward
-from rt_rl_interfaces.msg import Schedule as ScheduleMsg
+from rt_rl_interfaces.msg import Observation
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray
 
 from rt_rl.core.arbiter import episode_after
 from rt_rl.core.observation import JointPicker, ObservationBuilder
 from rt_rl.core.schedule import Schedule
+from rt_rl.graph import SENSOR, TOPICS
 from rt_rl.nodes.common import (
-    FRESHEST_QOS,
-    LATCHED_QOS,
     REALTIME_PRIORITY,
-    SENSOR_QOS,
     ConfigError,
     Param,
     RtNode,
@@ -41,6 +36,7 @@ from rt_rl.nodes.common import (
     set_thread_realtime,
     sleep_until_wall,
     statistics_rate,
+    topic_param,
 )
 from rt_rl.tasks import TASKS, get_task
 
@@ -53,21 +49,14 @@ PARAMS = (
     Param("action_history", 0, "executed commands appended when policy_checkpoint is 'random'", 0, 64),
     Param("observation_lead", 0.001, "seconds before a worker's slot its observation is sent", 0.0, 0.1),
     Param("unscheduled_rate_hz", 100.0, "observation rate before the first schedule", 1.0, 10000.0),
-    Param("joint_states_topic", "/joint_states", "sensor_msgs/JointState input"),
-    Param("command_topic", "/rt_rl/command", "executed commands (for the history)"),
-    Param(
-        "episode_end_topic",
-        "/rt_rl/episode_end",
-        "episode boundaries (rt_rl_interfaces/Reward, latched); optional on a robot",
-    ),
-    Param("schedule_topic", "/rt_rl/schedule", "rt_rl_interfaces/Schedule input (latched)"),
-    Param("observation_topic", "/rt_rl/observation", "rt_rl_interfaces/Observation output"),
+    topic_param("joint_states", "input"),
+    topic_param("command", "input, for the history"),
+    topic_param("episode_end", "input, optional on a robot"),
+    topic_param("schedule", "input"),
+    topic_param("observation", "output"),
     REALTIME_PRIORITY,
     statistics_rate(1.0),
 )
-
-# Commands kept between two builds (several control ticks pass between slots when N * period < T).
-COMMAND_QUEUE = QoSProfile(depth=64, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
 
 
 class SensorIngest(RtNode):
@@ -104,11 +93,12 @@ class SensorIngest(RtNode):
         self._last_joint_state: JointState | None = None
         self._fresh_joint_state = False
         self._msg = Observation()
-        self.pub = self.create_publisher(Observation, p["observation_topic"], FRESHEST_QOS)
-        self.joint_states = self.reader(JointState, p["joint_states_topic"], SENSOR_QOS)
-        self.commands = self.reader(Float64MultiArray, p["command_topic"], COMMAND_QUEUE)
-        self.episode_ends = self.reader(Reward, p["episode_end_topic"], LATCHED_QOS)
-        self.schedules = self.reader(ScheduleMsg, p["schedule_topic"], LATCHED_QOS)
+        self.pub = self.publisher("observation", p)
+        self.joint_states = self.reader("joint_states", p, SENSOR)
+        # every command since the last build (several control ticks pass between slots when N*P < T)
+        self.commands = self.reader("command", p, TOPICS["command"].qos.with_depth(64))
+        self.episode_ends = self.reader("episode_end", p)
+        self.schedules = self.reader("schedule", p)
         self.start_reporting(p["statistics_rate_hz"])
         self.start_thread(self._loop, "ingest")
 
