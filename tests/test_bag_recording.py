@@ -85,6 +85,16 @@ def test_record_flag_records_every_graph_topic_without_losing_an_observation(ros
         seqs = [store.deserialize_cdr(raw, c.msgtype).seq for c, _, raw in reader.messages(connections=obs)]
     assert recorded == {t.default: t.msg_type for t in TOPICS.values()}
     assert len(seqs) > 100 and seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # no gap
+    # what `ros2 bag play` needs to recreate the publishers: the distro and each topic's offered QoS
+    info = yaml.safe_load((bag / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    assert info["ros_distro"] == "kilted"
+    qos = {
+        t["topic_metadata"]["name"]: t["topic_metadata"]["offered_qos_profiles"]
+        for t in info["topics_with_message_count"]
+    }
+    assert all(qos.values()), qos
+    assert qos["/rt_rl/schedule"][0]["durability"] == "transient_local"
+    assert qos["/rt_rl/command"][0]["reliability"] == "reliable"
 
 
 def test_record_into_an_unwritable_place_is_refused_with_one_line(ros_env, tmp_path):

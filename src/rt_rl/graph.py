@@ -128,7 +128,9 @@ def describe_graph(num_workers: int, record: bool = False) -> list[NodeSpec]:
     torch and loads its policy), the robot (sensors flowing) and the ingest, together; the arbiter,
     which drives them, last. `record` adds the bag recorder (a params file with a `bag_recorder`
     section)."""
-    nodes = [NodeSpec("bag_recorder", "rt_rl.nodes.bag_recorder", "bag_recorder", stage=-1)] if record else []
+    # A recorder that fails (disk full) stops alone: the control loop goes on.
+    recorder = NodeSpec("bag_recorder", "rt_rl.nodes.bag_recorder", "bag_recorder", stage=-1, required=False)
+    nodes = [recorder] if record else []
     nodes += [
         NodeSpec(
             f"{WORKER}_{i}",

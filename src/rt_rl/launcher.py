@@ -68,6 +68,7 @@ class Child:
     respawns: int = 0
     tail: deque = field(default_factory=lambda: deque(maxlen=20))
     preforked: PreforkedProcess | None = None  # forked early, released at its stage (first start only)
+    gone: bool = False  # an optional node that exited and is not coming back
 
     def prefork(self) -> None:
         for module in self.spec.preload:
@@ -394,7 +395,7 @@ class Launcher:
 
     def _check_children(self) -> None:
         for child in self.children:
-            if child.proc is None or child.alive():
+            if child.proc is None or child.gone or child.alive():
                 continue
             rc = child.proc.returncode
             time.sleep(0.2)  # let the pump thread read the child's last words
@@ -404,6 +405,11 @@ class Launcher:
                 child.respawns += 1
                 self.log(f"{child.spec.name} exited ({rc}); respawn {child.respawns}/{MAX_RESPAWNS}")
                 child.start()
+                continue
+            if not child.spec.required and not child.spec.respawn:
+                if not child.gone:
+                    child.gone = True
+                    self.log(f"{child.spec.name} exited ({rc}): {child.reason()}; the graph goes on")
                 continue
             raise LaunchError(f"{child.spec.name} died (exit code {rc}): {child.reason()}", EXIT_CHILD_DIED)
 

@@ -1,20 +1,25 @@
 """bag_recorder: writes what an offline learner needs into a rosbag2 bag (MCAP or sqlite3).
 
-States, observations, actions with their timing, executed commands, rewards with episode boundaries,
-the schedule and the diagnostics, each subscribed raw (the exact bytes from the wire, no
-re-serialisation) and written with `rosbags` at receive time. The expanded params file of the run is
-copied next to the bag. `ros2 bag info/play` and rosbags' Reader read it.
+Records every topic the graph description (`rt_rl.graph.TOPICS`) names, each through a reliable
+subscription with a queue deep enough for a stall, raw (the exact bytes from the wire). The bag's
+metadata.yaml carries the ROS distro and each topic's offered QoS (the publishers' QoS as the graph
+description declares it), so `ros2 bag play` recreates the publishers faithfully. Messages are
+written with `rosbags` by a writer thread, stamped with their receive time; the expanded params file
+of the run is copied next to the bag. `ros2 bag info/play` and rosbags' Reader read it.
 """
 
 from __future__ import annotations
 
+import os
+import queue
 import shutil
 import sys
-import threading
 import time
 from pathlib import Path
 
+import yaml
 from ament_index_python.packages import get_package_share_directory
+from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
@@ -60,55 +65,113 @@ def rt_rl_typestore():
     return store
 
 
+def offered_qos(spec: QosSpec) -> Qos:
+    """The QoS the graph declares for a topic's publishers, in the bag metadata's form."""
+    never = QosTime(0x7FFFFFFF, 0xFFFFFFFF)  # rmw's "infinite" duration
+    return Qos(
+        QosHistory.KEEP_LAST,
+        spec.depth,
+        QosReliability.RELIABLE if spec.reliable else QosReliability.BEST_EFFORT,
+        QosDurability.TRANSIENT_LOCAL if spec.latched else QosDurability.VOLATILE,
+        never,
+        never,
+        QosLiveliness.AUTOMATIC,
+        never,
+        False,
+    )
+
+
+def set_distro(path: Path, distro: str) -> None:
+    """rosbags writes `ros_distro: rosbags`; `ros2 bag` wants the distro the bag was recorded with."""
+    meta_path = path / "metadata.yaml"
+    meta = yaml.safe_load(meta_path.read_text())
+    meta["rosbag2_bagfile_information"]["ros_distro"] = distro
+    meta_path.write_text(yaml.safe_dump(meta, sort_keys=False))
+
+
 class BagRecorder(RtNode):
+    """Subscriptions hand the raw bytes to a queue; one writer thread writes them (the receive path
+    never waits for the disk). A write failure (disk full) stops recording with one line on the log
+    and the node's exit code 1; the graph's control loop is not touched (the recorder is not a
+    required node)."""
+
     def __init__(self) -> None:
         super().__init__("bag_recorder")
         p = declare(self, PARAMS)
         self.path = Path(f"{p['output_dir']}_{time.strftime('%Y%m%d-%H%M%S')}")
         if self.path.exists():
             raise ConfigError(f"parameter 'output_dir': {self.path} exists already")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        store = rt_rl_typestore()
-        plugin = StoragePlugin.MCAP if p["storage"] == "mcap" else StoragePlugin.SQLITE3
-        self.writer = Writer(self.path, version=9, storage_plugin=plugin)
-        self.writer.open()
-        self._lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not os.access(self.path.parent, os.W_OK):
+                raise PermissionError(f"{self.path.parent} is not writable")
+            store = rt_rl_typestore()
+            plugin = StoragePlugin.MCAP if p["storage"] == "mcap" else StoragePlugin.SQLITE3
+            self.writer = Writer(self.path, version=9, storage_plugin=plugin)
+            self.writer.open()
+        except OSError as err:
+            raise ConfigError(f"parameter 'output_dir': cannot write a bag at {self.path}: {err}") from None
+        self.distro = os.environ.get("ROS_DISTRO", "kilted")  # the ROS 2 wheels this venv runs are Kilted
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self.counts: dict[str, int] = {}
         for spec in TOPICS.values():
             topic = p[spec.param]
             if not topic:
                 continue
-            connection = self.writer.add_connection(topic, spec.msg_type, typestore=store)
+            connection = self.writer.add_connection(
+                topic, spec.msg_type, typestore=store, offered_qos_profiles=[offered_qos(spec.qos)]
+            )
             self.counts[topic] = 0
             self.create_subscription(
                 spec.type_class(),
                 topic,
-                self._writer_for(topic, connection),
+                self._receiver_for(connection),
                 qos_profile(recording_qos(spec)),
                 raw=True,
             )
         if p["params_snapshot"]:
             shutil.copy(p["params_snapshot"], self.path / "params.yaml")
         self.start_reporting(p["statistics_rate_hz"])
+        self._writer_thread = self.start_thread(self._write_loop, "writer")
         self.get_logger().info(f"recording {len(self.counts)} topics to {self.path}")
 
-    def _writer_for(self, topic: str, connection):
-        def write(raw: bytes) -> None:
-            with self._lock:
-                if self.writer is not None:
-                    self.writer.write(connection, time.time_ns(), raw)
-                    self.counts[topic] += 1
+    def _receiver_for(self, connection):
+        def receive(raw: bytes) -> None:
+            self._queue.put((connection, time.time_ns(), raw))  # log time = receive time
 
-        return write
+        return receive
+
+    def _write_loop(self) -> None:
+        """Until stopped and everything received is written."""
+        while True:
+            try:
+                connection, stamp, raw = self._queue.get(timeout=0.1)
+            except queue.Empty:
+                if self.stop_event.is_set():
+                    return
+                continue
+            try:
+                self.writer.write(connection, stamp, raw)
+            except OSError as err:  # disk full, device gone: stop recording (exit 1), say it once
+                raise OSError(f"recording stopped, the bag up to here is kept: {err}") from None
+            self.counts[connection.topic] += 1
 
     def status(self) -> tuple[str, dict]:
-        return "recording", {"path": str(self.path), "messages": dict(self.counts)}
+        return "recording", {
+            "path": str(self.path),
+            "messages": dict(self.counts),
+            "queued": self._queue.qsize(),
+        }
 
     def on_shutdown(self) -> None:
-        with self._lock:
-            if self.writer is not None:
+        self._writer_thread.join(timeout=10.0)  # everything received so far is written first
+        if self.writer is not None:
+            try:
                 self.writer.close()  # writes metadata.yaml: without it the bag is not a bag
-                self.writer = None
+                set_distro(self.path, self.distro)
+            except OSError as err:
+                self.get_logger().error(f"bag not finalised: {err}")
+            self.writer = None
         self.get_logger().info(f"bag closed: {self.path} {self.counts}")
 
 
