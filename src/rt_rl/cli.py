@@ -4,6 +4,7 @@ rt-rl launch [PARAMS.yaml] [--duration S] [--summary FILE.json] [--workers N] [-
              [--record DIR]
 rt-rl bench graph|soak|pipeline|delay ...
 rt-rl train ...
+rt-rl report RUN_DIR_OR_BAG [-o report.html]
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ MODULES = {
     ("bench", "delay"): "rt_rl.bench.delay",
     ("bench", "soak"): "rt_rl.bench.soak",
     ("train",): "rt_rl.learning.train",
+    ("report",): "rt_rl.report",
 }
 
 
