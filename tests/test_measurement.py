@@ -148,3 +148,17 @@ def test_percentiles_ms_ignores_nan_and_handles_empty():
     assert percentiles_ms(np.array(samples))["p50"] == got["p50"]
     assert percentiles_ms([]) == {"p50": None, "p99": None, "max": None}
     assert percentiles_ms([math.nan]) == {"p50": None, "p99": None, "max": None}
+
+
+def test_running_reports_copy_only_the_last_minute_but_count_the_whole_window():
+    m = Measurement(period=0.01, num_workers=1, capacity=50_000, recent_window=1.0)
+    for i in range(20_000):
+        m.add_tick("fresh" if i % 4 else "fallback", i * 0.01, 0.04)
+    running = m.snapshot(recent_only=True)
+    final = m.snapshot()
+    assert running.tick_times.size == 101 and running.ages.size <= 100  # 1 s of 100 Hz ticks
+    assert final.tick_times.size == 20_000
+    assert summarize(running)["control"]["ticks"] == summarize(final)["control"]["ticks"] == 20_000
+    assert summarize(running)["fresh_action_ratio"] == summarize(final)["fresh_action_ratio"] == 0.75
+    assert summarize(running)["percentiles_over"] == "last 1 s (counts: whole window)"
+    assert summarize(final)["percentiles_over"] == "whole window"

@@ -97,6 +97,8 @@ class Snapshot:
     superseded: int
     rejected: dict[str, int]
     inference_model: float | None = None  # s, T the predicted ratio uses (None: mean measured)
+    scope: str = "window"  # "window": percentiles over the whole window; "recent": its last seconds
+    recent_window: float = 60.0  # s
 
 
 class Measurement:
@@ -136,21 +138,29 @@ class Measurement:
     def add_rejected(self, reason: str) -> None:
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
 
-    def snapshot(self, inference_model: float | None = None) -> Snapshot:
+    def snapshot(self, inference_model: float | None = None, recent_only: bool = False) -> Snapshot:
+        """Copies of what was measured. `recent_only`: the sample series cut to the last
+        `recent_window` seconds (counts stay whole): what a running node reports every second, so
+        that neither the copy (under the caller's lock) nor the percentiles (holding the GIL) grow
+        with the length of the run and delay the control thread; the whole window is summarised once,
+        at the end."""
         recent = self.tick_times.values(self.recent_ticks + 1)
+        last = self.recent_ticks if recent_only else None
         return Snapshot(
             period=self.period,
             num_workers=self.num_workers,
-            tick_times=self.tick_times.values(),
+            tick_times=recent if recent_only else self.tick_times.values(),
             ticks=self.tick_times.total,
             kinds=dict(self.kinds),
-            ages=self.ages.values(),
+            ages=self.ages.values(last),
             recent_periods=np.diff(recent),
             worker_actions=dict(self.worker_actions),
-            worker_inference={w: r.values() for w, r in self.worker_inference.items()},
+            worker_inference={w: r.values(last) for w, r in self.worker_inference.items()},
             superseded=self.superseded,
             rejected=dict(self.rejected),
             inference_model=inference_model,
+            scope="recent" if recent_only else "window",
+            recent_window=self.recent_ticks * self.period,
         )
 
 
@@ -164,6 +174,9 @@ def summarize(s: Snapshot) -> dict:
     model_t = s.inference_model if s.inference_model is not None else mean_t
     fresh = s.kinds.get("fresh", 0)
     return {
+        "percentiles_over": (
+            "whole window" if s.scope == "window" else f"last {s.recent_window:g} s (counts: whole window)"
+        ),
         "control": {
             "rate_hz_target": round(1.0 / s.period, 3),
             "rate_hz_achieved": round((s.tick_times.size - 1) / span, 3) if span > 0 else None,
