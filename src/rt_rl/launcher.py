@@ -286,7 +286,7 @@ class Launcher:
             )
             self._start_stages(monitor)
             t_sched = time.monotonic()
-            self._wait_for(monitor, "actuator_arbiter", lambda st: st[0] == "scheduled", "first schedule")
+            self._wait_for(monitor, ["actuator_arbiter"], lambda st: st[0] == "scheduled", "first schedule")
             self.log(f"first schedule {time.monotonic() - t_sched:.1f} s after the arbiter was ready")
             t_measure = time.monotonic()
             self.startup_s = t_measure - t_launch
@@ -363,7 +363,7 @@ class Launcher:
                 child.start()
             waiting = list(group)
             while waiting:
-                self._wait_for(monitor, "", lambda st: True, "ready", any_of=waiting)
+                self._wait_for(monitor, [c.spec.name for c in waiting], lambda st: True, "ready")
                 done = [c for c in waiting if monitor.get(c.spec.name) is not None]
                 for c in done:
                     self.startup_times[c.spec.name] = round(time.monotonic() - started, 2)
@@ -371,16 +371,8 @@ class Launcher:
                 names = ", ".join(f"{c.spec.name} ({time.monotonic() - started:.1f} s)" for c in done)
                 self.log(f"ready at {time.monotonic() - t0:.1f} s: {names}")
 
-    def _wait_for(
-        self,
-        monitor: Monitor,
-        node: str,
-        ok,
-        what: str,
-        any_of: list[Child] | None = None,
-    ) -> None:
-        """Until `node` (or any of `any_of`) reports a status that satisfies `ok`."""
-        names = [c.spec.name for c in any_of] if any_of else [node]
+    def _wait_for(self, monitor: Monitor, names: list[str], ok, what: str) -> None:
+        """Until any of the nodes `names` reports a status that satisfies `ok`."""
         deadline = time.monotonic() + self.o.startup_timeout
         while time.monotonic() < deadline:
             if self._stop.is_set():

@@ -118,6 +118,11 @@ class ArbiterCore:
         self._command = self._safe.copy()
         self.episode = -1  # current episode of the robot, -1 if unknown
 
+    def reset_counts(self) -> None:
+        """Start counting rejections and superseded actions afresh (the measurement window opened)."""
+        self.rejected = dict.fromkeys(Rejection, 0)
+        self.superseded = 0
+
     def set_episode(self, episode: int) -> None:
         """The robot is in `episode` now: actions of earlier episodes are rejected from here on."""
         self.episode = max(self.episode, episode)

@@ -142,7 +142,6 @@ class ActuatorArbiter(RtNode):
         self.pacer: Pacer | None = None
         self._lock = threading.Lock()  # planner, measurement, gate: control thread vs executor thread
         self._last_tick_due = 0.0
-        self._counted = {"superseded": 0, "rejected": {}}  # core counters when the window opened
 
         self._cmd_msg = Float64MultiArray()
         self.cmd_pub = self.publisher("command", p)
@@ -165,27 +164,30 @@ class ActuatorArbiter(RtNode):
         while not self.stop_event.is_set():
             _, due = self.pacer.wait(clock=time.time)
             now = time.time()
-            self._take_inputs(now)
+            inference_times = self._take_inputs(now)
             decision = self.core.tick(now)
             msg.data = float64_array(decision.command)
             self.cmd_pub.publish(msg)
             published = time.monotonic()
-            with self._lock:
+            with self._lock:  # once per tick: the planner and the measurement are read off this thread
                 # the grid is laid on the ideal tick times, not on this tick's (jittered) wake-up
                 self._last_tick_due = due
+                was_open = self.gate.opened_at is not None
+                for worker_id, seconds in inference_times:
+                    self.planner.add_inference(worker_id, seconds)
+                    if was_open:
+                        self.measurement.add_action(worker_id, seconds)
                 if self.gate.update(now, decision.kind is TickKind.FRESH):
-                    if self._counted.get("opened") is None:
-                        self._counted = {
-                            "opened": now,
-                            "superseded": self.core.superseded,
-                            "rejected": dict(self.core.rejected),
-                        }
+                    if not was_open:
+                        self.core.reset_counts()  # rejections and superseded count inside the window
                     self.measurement.add_tick(decision.kind.value, published, decision.action_age)
 
-    def _take_inputs(self, now: float) -> None:
+    def _take_inputs(self, now: float) -> list[tuple[int, float]]:
+        """Offer the actions that arrived since the last tick; their (worker, inference time)."""
         reward = self.episode_ends.take_newest()
         if reward is not None:
             self.core.set_episode(episode_after(reward.episode, reward.terminated or reward.truncated))
+        inference_times = []
         for msg in self.actions.take_all():
             action = TimedAction(
                 np.asarray(msg.data, dtype=np.float64),
@@ -194,11 +196,9 @@ class ActuatorArbiter(RtNode):
                 msg.worker_id,
                 episode=msg.episode,
             )
-            with self._lock:
-                self.planner.add_inference(msg.worker_id, msg.inference_time)
-                if self.gate.opened_at is not None:
-                    self.measurement.add_action(msg.worker_id, msg.inference_time)
+            inference_times.append((msg.worker_id, msg.inference_time))
             self.core.offer(action, now)
+        return inference_times
 
     # --- schedule (executor thread, off the control path) ------------------------------------------
     def _plan(self) -> None:
@@ -235,12 +235,10 @@ class ActuatorArbiter(RtNode):
         with self._lock:
             snap = self.measurement.snapshot(recent_only=not whole_window)
             sched = self.planner.schedule
-            counted = dict(self._counted)
-        snap.superseded = self.core.superseded - counted["superseded"] if "opened" in counted else 0
-        if "opened" in counted:
-            snap.rejected = {
-                k.value: v - counted["rejected"].get(k, 0) for k, v in self.core.rejected.items()
-            }
+            opened = self.gate.opened_at is not None
+        if opened:  # the core's counts start with the window (reset_counts)
+            snap.superseded = self.core.superseded
+            snap.rejected = {k.value: v for k, v in self.core.rejected.items()}
         out = summarize(snap)
         out["pacer"] = self.pacer.counters() if self.pacer else {}
         out["schedule"] = (

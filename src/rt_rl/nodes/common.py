@@ -259,10 +259,6 @@ class LatestReader:
         msgs = self.take_all()
         return msgs[-1] if msgs else None
 
-    def publisher_count(self) -> int:
-        with self._lock:
-            return self._handle.get_publisher_count() if self._handle is not None else 0
-
     def destroy(self) -> None:
         with self._lock:
             if self._handle is not None:
