@@ -78,3 +78,54 @@ def test_control_period_sums_env_rewards_and_timing_fields() -> None:
     env.reset(seed=1)
     _, r, *_ = env.step(np.zeros(3))
     assert r == pytest.approx(2.0, abs=0.2)  # two env steps of ~1 healthy reward each
+
+
+def test_delay_choices_draw_one_delay_per_episode_and_keep_slot_spacing() -> None:
+    """D is drawn at reset from the choices (seeded), reported in info, and is when the action lands;
+    s stays the nominal one (N=2, nominal D=2: s=1) whatever D is drawn."""
+    env = TimingEnv("Hopper-v5", inference_ticks=2, num_workers=2, delay_choices=[1, 2, 3])
+    drawn = {}
+    for seed in range(12):
+        _, info = env.reset(seed=seed)
+        d = info["delay"]
+        drawn[seed] = d
+        assert d in (1, 2, 3) and env.s == 1 and env.timing.worker_stride == 2
+        given, applied = [], []
+        for k in range(6):
+            given.append(np.full(3, 0.1 * (k + 1)))
+            _, _, _, _, info = env.step(given[-1])
+            assert info["delay"] == d and len(info["ticks"]) == 1
+            (rec,) = info["ticks"]
+            applied.append(rec["command"])
+            assert rec["fresh"] == (k >= d)  # the first action (given at tick 0) lands at tick D
+        for k in range(d, 6):
+            assert np.allclose(applied[k], given[k - d])
+    assert set(drawn.values()) == {1, 2, 3}
+    again = TimingEnv("Hopper-v5", inference_ticks=2, num_workers=2, delay_choices=[1, 2, 3])
+    assert [again.reset(seed=s)[1]["delay"] for s in range(12)] == list(drawn.values())  # seeded
+    assert env.timing.inference_ticks == 2  # the nominal timing is unchanged
+
+
+def test_reset_option_forces_the_delay_and_default_reset_restores_the_nominal() -> None:
+    env = TimingEnv("Hopper-v5", inference_ticks=2, num_workers=2)
+    assert env.reset(seed=0, options={"delay": 3})[1]["delay"] == 3 and env.s == 1
+    env.step(np.full(3, 0.5))
+    for _ in range(3):  # ticks 1, 2, 3
+        _, _, _, _, info = env.step(np.zeros(3))
+    assert info["ticks"][0]["fresh"] and np.allclose(info["ticks"][0]["command"], 0.5)  # landed at 3
+    assert env.reset(seed=0)[1]["delay"] == 2
+    with pytest.raises(ValueError, match="delay_choices"):
+        TimingEnv("Hopper-v5", inference_ticks=2, num_workers=2, delay_choices=[1, -1])
+
+
+def test_trained_timing_records_delay_choices_and_episode_length() -> None:
+    env = TimingEnv("Hopper-v5", frame_skip=5, inference_ticks=2, num_workers=2, episode_steps=800)
+    assert env.trained_timing() == env.timing.as_dict() | {
+        "delay_choices": [2],
+        "episode_steps": 800,
+        "episode_seconds": pytest.approx(8.0),
+    }
+    robust = TimingEnv(
+        "Hopper-v5", frame_skip=5, inference_ticks=2, num_workers=2, delay_choices=[1, 2, 2, 3]
+    )
+    assert robust.trained_timing()["delay_choices"] == [1, 2, 2, 3]

@@ -5,6 +5,11 @@ loads the checkpoint exactly as a live worker does (`runtime.load_policy`), buil
 environment from the checkpoint's `timing` and observation fields, runs N deterministic worker copies
 (one pipeline state each, reset at every episode start) and prints the mean episode return, which is
 comparable to the live demo's `sim.mean_episode_return`.
+
+`--delay 1,2,3` evaluates at each of those delays D (the same episode seeds at each), keeping the
+checkpoint's worker slot spacing, as the live graph does when its delay differs from the nominal one;
+without it, D is the checkpoint's nominal `inference_ticks`. `--episode-steps` sets the episode length
+(default: the one trained for, else 1000 env steps).
 """
 
 from __future__ import annotations
@@ -42,11 +47,14 @@ def run_episodes(
     return returns
 
 
-def env_for_policy(policy: Policy, episode_steps: int = 1000) -> TimingEnv:
-    """The timing environment a checkpoint was trained for (its PolicyInfo.timing)."""
+def env_for_policy(policy: Policy, episode_steps: int | None = None, delay: int | None = None) -> TimingEnv:
+    """The timing environment a checkpoint was trained for (its PolicyInfo.timing), every episode at
+    `delay` ticks if given (slot spacing unchanged)."""
     info, t = policy.info, policy.info.timing
     if not t:
         raise ValueError("checkpoint has no timing: it was not trained by rt_rl.learning.train")
+    if delay is not None and delay < 0:
+        raise ValueError(f"delay must be >= 0 ticks, got {delay}")
     m = max(1, round(t["control_period"] / t["sensor_period"]))
     return TimingEnv(
         info.task,
@@ -58,16 +66,23 @@ def env_for_policy(policy: Policy, episode_steps: int = 1000) -> TimingEnv:
         history_length=info.history_length,
         obs_mean=info.obs_mean,
         obs_std=info.obs_std,
-        episode_steps=episode_steps,
+        episode_steps=int(t.get("episode_steps", 1000)) if episode_steps is None else episode_steps,
+        delay_choices=None if delay is None else [delay],
     )
 
 
-def evaluate_checkpoint(path: str, episodes: int = 10, seed: int = 1000) -> dict:
+def evaluate_checkpoint(
+    path: str,
+    episodes: int = 10,
+    seed: int = 1000,
+    delay: int | None = None,
+    episode_steps: int | None = None,
+) -> dict:
     task = get_task(_peek_task(path))
     workers_info = load_policy(path, task)
     n = int(workers_info.info.timing.get("num_workers", 1))
     workers = [workers_info] + [load_policy(path, task) for _ in range(n - 1)]
-    env = env_for_policy(workers_info)
+    env = env_for_policy(workers_info, episode_steps, delay)
 
     def reset() -> None:
         for w in workers:
@@ -80,6 +95,8 @@ def evaluate_checkpoint(path: str, episodes: int = 10, seed: int = 1000) -> dict
         "task": task.gym_id,
         "arch": workers_info.info.arch,
         "timing": workers_info.info.timing,
+        "delay": env.D,
+        "episode_steps": env.episode_steps,
         "episodes": episodes,
         "seed": seed,
         "mean_return": float(np.mean(returns)),
@@ -98,17 +115,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="rt-rl evaluate", description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--episodes", type=int, default=10)
-    p.add_argument("--seed", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=1000, help="first episode seed (episode i: seed + i)")
+    p.add_argument("--delay", default="", help="ticks, or a comma list to tabulate (default: the nominal)")
+    p.add_argument("--episode-steps", type=int, default=None, help="episode length (default: as trained)")
     args = p.parse_args(argv)
     import torch
 
     torch.set_num_threads(1)  # shared machine: one core
     try:
-        result = evaluate_checkpoint(args.checkpoint, args.episodes, args.seed)
+        delays = [int(d) for d in args.delay.split(",") if d.strip()] or [None]
+        results = [
+            evaluate_checkpoint(args.checkpoint, args.episodes, args.seed, d, args.episode_steps)
+            for d in delays
+        ]
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(json.dumps(result, indent=2))
+    print(json.dumps(results[0] if len(results) == 1 else results, indent=2))
+    if len(results) > 1:
+        for r in results:
+            print(f"D = {r['delay']}: {r['mean_return']:.0f} +- {r['std_return']:.0f}", file=sys.stderr)
     return 0
 
 

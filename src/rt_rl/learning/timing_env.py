@@ -14,6 +14,12 @@ tick) and its action reaches the actuator at start + D. A tick with no arriving 
 fallback: `hold` (repeat the last executed command) or `zero`. D = 0 means an instant policy (the
 action acts at the tick its observation was taken).
 
+Delay varying across runs (`delay_choices`): the live graph's delay is constant within a run but not
+the same in every run. With `delay_choices` each `reset` draws the episode's D uniformly from the
+sequence (repeat a value to weight it) with the env's seeded RNG, or takes `options={"delay": D}`;
+the slot spacing s stays the nominal one of `inference_ticks` (starts are s >= 1 ticks apart and D is
+constant within an episode, so arrivals never collide). `info["delay"]` is the episode's D.
+
 Observations are built with `rt_rl.core.observation.ObservationBuilder` from the joint states the live
 sim publishes (same code as `sensor_ingest`): normalised raw task observation ++ the last k executed
 commands (what the actuator really applied, fallbacks included), in actuator units.
@@ -107,6 +113,7 @@ class TimingEnv(gym.Env):
         obs_mean: Sequence[float] | None = None,
         obs_std: Sequence[float] | None = None,
         episode_steps: int = 1000,
+        delay_choices: Sequence[int] | None = None,
     ) -> None:
         if fallback not in FALLBACKS:
             raise ValueError(f"fallback must be one of {FALLBACKS}, got '{fallback}'")
@@ -121,9 +128,13 @@ class TimingEnv(gym.Env):
         # the shared maker (same as the live sim): episode length given in seconds of physics
         self.env = make_env(self.spec_task, self.frame_skip, episode_seconds=episode_steps * self.dt)
         self.m = control_steps
-        self.D = inference_ticks
+        self.D = inference_ticks  # this episode's delay (drawn at reset from delay_choices if given)
         self.N = num_workers
-        self.s = slot_ticks(inference_ticks, num_workers)
+        self.s = slot_ticks(inference_ticks, num_workers)  # nominal: does not change with the drawn D
+        self.episode_steps = episode_steps
+        self.delay_choices = tuple(int(d) for d in delay_choices or ())
+        if any(d < 0 for d in self.delay_choices):
+            raise ValueError(f"delay_choices must be >= 0, got {list(self.delay_choices)}")
         self.fallback = fallback
         self.timing = Timing(
             control_period=self.m * self.dt,
@@ -158,12 +169,28 @@ class TimingEnv(gym.Env):
         return self.slot % self.N
 
     def _info(self) -> dict[str, Any]:
-        return {"worker": self.worker, "tick": self.tick}
+        return {"worker": self.worker, "tick": self.tick, "delay": self.D}
+
+    def trained_timing(self) -> dict[str, Any]:
+        """`timing` plus what varies or ends an episode: the record stored in a checkpoint."""
+        return self.timing.as_dict() | {
+            "delay_choices": list(self.delay_choices or (self.timing.inference_ticks,)),
+            "episode_steps": self.episode_steps,
+            "episode_seconds": self.episode_steps * self.dt,
+        }
 
     # ----- gymnasium API -----
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
         self.env.reset(seed=seed)
+        if options and "delay" in options:
+            self.D = int(options["delay"])
+            if self.D < 0:
+                raise ValueError(f"delay must be >= 0, got {self.D}")
+        elif self.delay_choices:
+            self.D = int(self.np_random.choice(self.delay_choices))
+        else:
+            self.D = self.timing.inference_ticks
         self.builder.reset()
         self._pending.clear()
         self._last_command = np.zeros(self.spec_task.action_dim)  # the actuator starts at zero

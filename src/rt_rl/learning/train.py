@@ -24,19 +24,27 @@ What is learned, in the time units of `timing_env` (tick = one control period of
   networks.receptive_ticks), so training sees exactly what deployment does. The trainer computes only
   the diagonal of that unroll the last action depends on (`last_head`, equal to `unroll`, tested).
   Approximation: when s > 1 some ticks hold an older command; every tick is still treated as a decision.
+- Delay across runs (--delay-choices): each episode draws its D from the list (timing_env; the slot
+  spacing stays that of --delay). The actor is not told D (the live worker does not know it); the
+  critic is: x_t holds max(D) command slots (the D in flight first, zeros after) and a one-hot of D.
+  Evaluation runs --eval-episodes at each listed D (same seeds); `mean_return` is their mean weighted
+  as the list is, and best_policy.pt is chosen on it.
 
 Outputs in --out: progress.csv (one row per episode), eval.jsonl (periodic deterministic evaluation
-and losses), policy.pt (the worker-loadable checkpoint, runtime.save_checkpoint; best_policy.pt: the one with the best
-evaluation so far), resume.pt (everything
-to continue with --resume: networks, optimisers, replay, counters, RNG states).
+and losses), policy.pt (the worker-loadable checkpoint, runtime.save_checkpoint), best_policy.pt (the
+one with the best evaluation so far), policies/policy_<tick>.pt (with --keep-evaluated: every evaluated
+one), resume.pt (everything to continue with --resume: networks, optimisers, replay, counters, RNG
+states). The replay is a ring of --buffer-size ticks: the oldest are overwritten.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import inspect
 import json
 import math
+import re
 import shutil
 import sys
 import time
@@ -63,12 +71,13 @@ class SACConfig:
     """Hyper-parameters. Defaults follow CleanRL's SAC / the paper's MuJoCo setting unless noted."""
 
     # task and timing (what the policy is deployed with)
-    task: str = "Hopper-v5"
+    task: str = "Hopper-v5"  # Gymnasium id of a task in rt_rl.tasks
     arch: str = "pipelined_skip"  # mlp | pipelined | pipelined_skip
     hidden: int = 256  # actor layer width
     depth: int = 3  # actor hidden layers; L = depth + 1 layers incl. the head
     history: int = 0  # k executed commands appended to the observation (paper: 2 for MuJoCo)
     delay: int = 0  # D: inference ticks from a worker's observation to its action's actuation
+    delay_choices: str = ""  # e.g. "1,2,3": D drawn per episode (repeat to weight); s stays that of --delay
     workers: int = 1  # N staggered workers
     control_steps: int = 1  # m: env steps per control tick
     frame_skip: int = 0  # physics steps per env step; 0 = the task's default
@@ -77,27 +86,55 @@ class SACConfig:
     # SAC
     total_ticks: int = 100_000  # environment ticks (= replay rows = gradient steps after warm-up)
     learning_starts: int = 5_000  # random-action warm-up ticks (paper: 10k; smaller fits this machine)
-    buffer_size: int = 1_000_000
-    batch_size: int = 256
-    gamma: float = 0.99
+    buffer_size: int = 1_000_000  # replay capacity in ticks (a ring: the oldest are overwritten)
+    batch_size: int = 256  # ticks per gradient step
+    gamma: float = 0.99  # discount per tick
     tau: float = 0.005  # target-network Polyak rate
-    policy_lr: float = 3e-4
-    q_lr: float = 1e-3
+    policy_lr: float = 3e-4  # actor Adam learning rate
+    q_lr: float = 1e-3  # critics' (and temperature's) Adam learning rate
     policy_frequency: int = 2  # delayed actor updates (TD3 style, as CleanRL), done in bursts
     alpha: float = 0.2  # initial entropy temperature
     autotune: bool = True  # learn alpha towards entropy -act_dim
-    critic_hidden: int = 256
+    critic_hidden: int = 256  # width of the critics' two hidden layers
     # bookkeeping
     eval_every: int = 10_000  # ticks between deterministic evaluations
-    eval_episodes: int = 5
+    eval_episodes: int = 5  # episodes per evaluation (per delay with --delay-choices)
     checkpoint_every: int = 10_000  # ticks between resume.pt / policy.pt writes
-    seed: int = 0
+    keep_evaluated: bool = False  # also keep every evaluated policy as policies/policy_<tick>.pt
+    seed: int = 0  # seeds torch, the replay sampler and the episodes
     threads: int = 1  # torch threads (the machine is shared: keep 1)
-    out: str = "runs/train"
+    out: str = "runs/train"  # output directory (see the module doc)
 
     @property
     def seq_len(self) -> int:
         return receptive_ticks(self.arch, self.depth) + 1
+
+    @property
+    def delay_list(self) -> list[int]:
+        """The per-episode delay choices (empty: always --delay)."""
+        try:
+            out = [int(x) for x in self.delay_choices.split(",") if x.strip()]
+        except ValueError:
+            raise ValueError(
+                f"--delay-choices must be comma-separated ticks, got '{self.delay_choices}'"
+            ) from None
+        if any(d < 0 for d in out):
+            raise ValueError(f"--delay-choices must be >= 0, got '{self.delay_choices}'")
+        return out
+
+    @property
+    def delays(self) -> tuple[int, ...]:
+        """The distinct delays trained over."""
+        return tuple(sorted(set(self.delay_list))) or (self.delay,)
+
+
+def field_help(cls: type) -> dict[str, str]:
+    """Each dataclass field's trailing comment in the class source: its --help text."""
+    try:
+        src = inspect.getsource(cls)
+    except (OSError, TypeError):
+        return {}
+    return {m[1]: m[2] for m in re.finditer(r"^\s+(\w+): [^=\n]+=[^#\n]*#\s*(.*)$", src, re.M)}
 
 
 class Critic(nn.Module):
@@ -127,73 +164,86 @@ def squashed_gaussian(head: torch.Tensor, act_dim: int) -> tuple[torch.Tensor, t
 
 
 class TickReplay:
-    """Per-tick rows, episodes contiguous. Row i: obs at tick i, command/reward/termination of tick i.
+    """Per-tick rows in a ring of `capacity` rows (the oldest are overwritten), episodes contiguous.
 
-    The last row of an episode holds its final observation only (no transition): `valid` lists the rows
-    whose next row is in the same episode.
+    Rows are numbered by an absolute count (row p lives at p % capacity). Row p: the observation at
+    that tick, then the command applied, reward and termination of the tick, the decision of the worker
+    starting at it, its episode's first row and delay. The last row of an episode holds its final
+    observation only (`has_next` false).
     """
 
     def __init__(self, obs_dim: int, act_dim: int, capacity: int = 4096) -> None:
+        if capacity < 2:
+            raise ValueError(f"replay capacity must be >= 2 ticks, got {capacity}")
+        self.capacity = capacity
         self.obs = np.zeros((capacity, obs_dim), np.float32)
         self.cmd = np.zeros((capacity, act_dim), np.float32)
         self.dec = np.zeros((capacity, act_dim), np.float32)  # decision of the worker starting at the tick
         self.rew = np.zeros(capacity, np.float32)
         self.term = np.zeros(capacity, np.float32)
-        self.ep_start = np.zeros(capacity, np.int64)
-        self.ep_end = np.zeros(capacity, np.int64)  # final-observation row of each row's episode
-        self.valid = np.zeros(capacity, np.int64)
+        self.ep_start = np.zeros(capacity, np.int64)  # absolute first row of each row's episode
+        self.delay = np.zeros(capacity, np.int64)  # D of each row's episode
+        self.has_next = np.zeros(capacity, bool)
         self.n = 0  # rows written
-        self.n_valid = 0
         self._start = 0
+        self._delay = 0
 
-    def _grow(self) -> None:
-        for name in ("obs", "cmd", "dec", "rew", "term", "ep_start", "ep_end", "valid"):
-            arr = getattr(self, name)
-            setattr(self, name, np.concatenate((arr, np.zeros_like(arr))))
+    def __len__(self) -> int:
+        return min(self.n, self.capacity)
 
-    def start_episode(self, obs: np.ndarray) -> None:
-        if self.n >= len(self.obs):
-            self._grow()
-        self.ep_end[self._start : self.n] = self.n - 1  # close the previous episode
-        self._start = self.n
-        self.obs[self.n], self.ep_start[self.n] = obs, self.n
+    def slot(self, rows: np.ndarray) -> np.ndarray:
+        return rows % self.capacity
+
+    def _write(self, obs: np.ndarray) -> None:
+        i = self.n % self.capacity
+        self.obs[i], self.ep_start[i], self.delay[i], self.has_next[i] = obs, self._start, self._delay, False
         self.n += 1
+
+    def start_episode(self, obs: np.ndarray, delay: int = 0) -> None:
+        self._start, self._delay = self.n, delay
+        self._write(obs)
 
     def add_tick(
         self, cmd: np.ndarray, reward: float, terminated: bool, next_obs: np.ndarray, decision: np.ndarray
     ) -> None:
-        if self.n >= len(self.obs):
-            self._grow()
-        row = self.n - 1
-        self.cmd[row], self.rew[row], self.term[row] = cmd, reward, float(terminated)
-        self.dec[row] = decision
-        self.valid[self.n_valid] = row
-        self.n_valid += 1
-        self.obs[self.n], self.ep_start[self.n] = next_obs, self._start
-        self.n += 1
+        i = (self.n - 1) % self.capacity
+        self.cmd[i], self.rew[i], self.term[i] = cmd, reward, float(terminated)
+        self.dec[i], self.has_next[i] = decision, True
+        self._write(next_obs)
 
-    def episode_end(self, rows: np.ndarray) -> np.ndarray:
-        """Final-observation row of each row's episode (the running episode ends at the last row)."""
-        return np.where(self.ep_start[rows] == self._start, self.n - 1, self.ep_end[rows])
+    def sample(self, rng: np.random.Generator, batch: int, lookback: int) -> np.ndarray:
+        """`batch` absolute rows with a transition whose `lookback` earlier rows are still stored (or
+        precede the episode's start, where readers clamp)."""
+        lo = 0 if self.n <= self.capacity else self.n - self.capacity + lookback
+        if lo >= self.n - 1 or not self.has_next.any():
+            raise ValueError("the replay holds no transition to sample (buffer smaller than the look-back?)")
+        rows = np.empty(0, np.int64)
+        while len(rows) < batch:  # episode-final rows (one per episode) are redrawn
+            cand = rng.integers(lo, self.n - 1, batch)
+            rows = np.concatenate((rows, cand[self.has_next[self.slot(cand)]]))
+        return rows[:batch]
 
     def state(self) -> dict:
-        return {
-            k: getattr(self, k)[: self.n].copy()
-            for k in ("obs", "cmd", "dec", "rew", "term", "ep_start", "ep_end")
-        } | {
-            "valid": self.valid[: self.n_valid].copy(),
+        idx = self.slot(np.arange(self.n - len(self), self.n))
+        keys = ("obs", "cmd", "dec", "rew", "term", "ep_start", "delay", "has_next")
+        return {k: getattr(self, k)[idx].copy() for k in keys} | {
             "n": self.n,
-            "n_valid": self.n_valid,
+            "start": self._start,
+            "cur_delay": self._delay,
         }
 
     @classmethod
-    def from_state(cls, s: dict) -> TickReplay:
-        r = cls(s["obs"].shape[1], s["cmd"].shape[1], max(4096, 2 * s["n"]))
-        for k in ("obs", "cmd", "dec", "rew", "term", "ep_start", "ep_end"):
-            getattr(r, k)[: s["n"]] = s[k]
-        r.valid[: s["n_valid"]] = s["valid"]
-        r.n, r.n_valid = s["n"], s["n_valid"]
-        r._start = int(r.ep_start[r.n - 1])
+    def from_state(cls, s: dict, capacity: int) -> TickReplay:
+        r = cls(s["obs"].shape[1], s["cmd"].shape[1], capacity)
+        n = int(s["n"])
+        if "has_next" not in s:  # resume.pt written before the ring: rows 0..n-1 and a valid list
+            s = dict(s, has_next=np.isin(np.arange(n), s["valid"]), start=int(s["ep_start"][n - 1]))
+            s["delay"] = np.zeros(n, np.int64)
+        keep = min(capacity, len(s["obs"]))
+        idx = r.slot(np.arange(n - keep, n))
+        for k in ("obs", "cmd", "dec", "rew", "term", "ep_start", "delay", "has_next"):
+            getattr(r, k)[idx] = s[k][len(s[k]) - keep :]
+        r.n, r._start, r._delay = n, int(s["start"]), int(s.get("cur_delay", 0))
         return r
 
 
@@ -203,8 +253,12 @@ class SAC:
     def __init__(self, cfg: SACConfig, input_dim: int, act_dim: int, stride: int) -> None:
         self.cfg, self.act_dim, self.stride = cfg, act_dim, stride
         self.actor: LayeredActor = build_network(cfg.arch, input_dim, act_dim, cfg.hidden, cfg.depth)
+        self.delays = np.array(cfg.delays)
+        self.d_max = int(self.delays.max())
+        n_onehot = len(self.delays) if len(self.delays) > 1 else 0  # the critic is told D when it varies
+        critic_in = input_dim + self.d_max * act_dim + n_onehot
         self.q1, self.q2, self.q1_t, self.q2_t = (
-            Critic(input_dim + cfg.delay * act_dim, act_dim, cfg.critic_hidden) for _ in range(4)
+            Critic(critic_in, act_dim, cfg.critic_hidden) for _ in range(4)
         )
         self.q1_t.load_state_dict(self.q1.state_dict())
         self.q2_t.load_state_dict(self.q2.state_dict())
@@ -215,6 +269,7 @@ class SAC:
         self.a_opt = torch.optim.Adam([self.log_alpha], lr=cfg.q_lr)
         self.updates = 0
         self._offsets = stride * np.arange(-(cfg.seq_len - 1), 1)  # L+1 ticks at the worker stride
+        self.lookback = max(-int(self._offsets[0]), self.d_max)  # earlier rows an update reads
 
     def modules(self) -> dict[str, nn.Module | torch.optim.Optimizer]:
         return {
@@ -236,7 +291,7 @@ class SAC:
         idx = anchor[:, None] + self._offsets[None, :]
         mask = idx >= start[:, None]
         idx = np.where(mask, idx, start[:, None])
-        return torch.from_numpy(rb.obs[idx]), torch.from_numpy(mask)
+        return torch.from_numpy(rb.obs[rb.slot(idx)]), torch.from_numpy(mask)
 
     def _policy(self, seq: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # only the last returned head is needed: the exact one-pass diagonal of the unroll (tested)
@@ -249,24 +304,32 @@ class SAC:
 
         Decisions are recorded even when the episode ends before they land, so the critic never sees
         padding that would tell it, in hindsight, that the episode is about to end.
+
+        With several delays the episode's D (from the replay) fills the first D of max(D) slots, zeros
+        after, and a one-hot of D follows.
         """
-        d = self.cfg.delay
-        src = base[:, None] + np.arange(d)[None, :] - d  # worker starts whose actions are in flight
-        started = src >= start[:, None]
-        fallback = rb.cmd[np.minimum(base[:, None] + np.arange(d)[None, :], len(rb.cmd) - 1)]
-        pend = np.where(started[..., None], rb.dec[np.maximum(src, 0)], fallback)
-        x = np.concatenate((rb.obs[base], pend.reshape(len(base), -1)), 1)
-        return torch.from_numpy(x), torch.from_numpy(rb.dec[base])
+        k = np.arange(self.d_max)[None, :]
+        varies = len(self.delays) > 1
+        d = rb.delay[rb.slot(base)][:, None] if varies else np.full((len(base), 1), self.d_max)
+        src = base[:, None] + k - d  # worker starts whose actions are in flight
+        started = (src >= start[:, None])[..., None]
+        fallback = rb.cmd[rb.slot(np.minimum(base[:, None] + k, rb.n - 1))]
+        pend = np.where(started, rb.dec[rb.slot(np.maximum(src, 0))], fallback)
+        pend = np.where((k < d)[..., None], pend, 0.0).astype(np.float32)
+        parts = [rb.obs[rb.slot(base)], pend.reshape(len(base), -1)]
+        if varies:
+            parts.append((d == self.delays[None, :]).astype(np.float32))
+        return torch.from_numpy(np.concatenate(parts, 1)), torch.from_numpy(rb.dec[rb.slot(base)])
 
     def update(self, rb: TickReplay, rng: np.random.Generator) -> dict[str, float]:
         cfg = self.cfg
-        rows = rb.valid[rng.integers(0, rb.n_valid, cfg.batch_size)]
-        start = rb.ep_start[rows]
+        rows = rb.sample(rng, cfg.batch_size, self.lookback)
+        start = rb.ep_start[rb.slot(rows)]
         # Delayed MDP made Markov for the critic (training only): x_t = (o_t, commands in flight), its
         # action = the command the worker starting at t decides, applied at t + D.
         x, a_taken = self._pending(rb, rows, start)
         nx, _ = self._pending(rb, rows + 1, start)
-        rew, term = (torch.from_numpy(a[rows]) for a in (rb.rew, rb.term))
+        rew, term = (torch.from_numpy(a[rb.slot(rows)]) for a in (rb.rew, rb.term))
         alpha = self.alpha
         with torch.no_grad():
             nseq, nmask = self._sequences(rb, rows + 1, start)
@@ -307,7 +370,8 @@ class SAC:
         return stats
 
 
-def make_env(cfg: SACConfig) -> TimingEnv:
+def make_env(cfg: SACConfig, delay_choices: Sequence[int] | None = None) -> TimingEnv:
+    """The twin at the config's timing; episodes draw D from `delay_choices` (default: the config's)."""
     return TimingEnv(
         cfg.task,
         frame_skip=cfg.frame_skip or None,
@@ -317,6 +381,7 @@ def make_env(cfg: SACConfig) -> TimingEnv:
         fallback=cfg.fallback,
         history_length=cfg.history,
         episode_steps=cfg.episode_steps,
+        delay_choices=cfg.delay_list if delay_choices is None else delay_choices,
     )
 
 
@@ -327,13 +392,13 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)
         self.env = make_env(cfg)
-        self.eval_env = make_env(cfg)
+        self.eval_envs = {d: make_env(cfg, [d]) for d in cfg.delays}  # evaluation at each D, same seeds
         t = self.env.spec_task
         self.scale = (t.action_high - t.action_low) / 2.0
         self.offset = (t.action_high + t.action_low) / 2.0
         self.input_dim = self.env.builder.size
         self.sac = SAC(cfg, self.input_dim, t.action_dim, self.env.timing.worker_stride)
-        self.rb = TickReplay(self.input_dim, t.action_dim, min(cfg.buffer_size, cfg.total_ticks + 4096))
+        self.rb = TickReplay(self.input_dim, t.action_dim, cfg.buffer_size)
         self.tick = 0
         self.episode = 0
         self.out = Path(cfg.out)
@@ -353,8 +418,9 @@ class Trainer:
             history_length=cfg.history,
             obs_mean=[float(x) for x in self.env.builder.mean],
             obs_std=[float(x) for x in self.env.builder.std],
-            timing=self.env.timing.as_dict(),
-            version=f"{cfg.task}-{cfg.arch}-D{cfg.delay}N{cfg.workers}-s{cfg.seed}-t{self.tick}",
+            timing=self.env.trained_timing(),
+            version=f"{cfg.task}-{cfg.arch}-D{'-'.join(map(str, cfg.delays))}N{cfg.workers}"
+            f"-s{cfg.seed}-t{self.tick}",
         )
 
     def save(self) -> None:
@@ -392,17 +458,18 @@ class Trainer:
             "control_steps",
             "frame_skip",
             "fallback",
+            "delay_choices",
         ):
-            if saved[key] != getattr(self.cfg, key):
+            if saved.get(key, "") != getattr(self.cfg, key):
                 raise ValueError(
-                    f"--resume: {key} is {getattr(self.cfg, key)!r}, the run used {saved[key]!r}"
+                    f"--resume: {key} is {getattr(self.cfg, key)!r}, the run used {saved.get(key, '')!r}"
                 )
         for k, m in self.sac.modules().items():
             m.load_state_dict(blob["modules"][k])
         with torch.no_grad():
             self.sac.log_alpha.copy_(blob["log_alpha"])
         self.sac.updates = blob["updates"]
-        self.rb = TickReplay.from_state(blob["replay"])
+        self.rb = TickReplay.from_state(blob["replay"], self.cfg.buffer_size)
         self.tick, self.episode = blob["tick"], blob["episode"]
         self.rng.bit_generator.state = blob["rng"]
         torch.set_rng_state(blob["torch_rng"])
@@ -410,7 +477,21 @@ class Trainer:
         self.best_eval = blob.get("best_eval", -math.inf)
 
     # ----- evaluation -----
-    def evaluate(self, episodes: int) -> list[float]:
+    def evaluate(self, episodes: int) -> dict:
+        """Deterministic returns at each trained delay; mean_return weighted as the delay choices are."""
+        by_delay = {d: self._evaluate_at(env, episodes) for d, env in self.eval_envs.items()}
+        weights = self.cfg.delay_list or list(self.cfg.delays)  # a repeated choice counts as often
+        returns = [r for d in self.cfg.delays for r in by_delay[d]]
+        result = {
+            "mean_return": float(np.mean([np.mean(by_delay[d]) for d in weights])),
+            "std_return": float(np.std(returns)),
+            "returns": [round(r, 1) for r in returns],
+        }
+        if len(by_delay) > 1:
+            result["mean_by_delay"] = {str(d): round(float(np.mean(r)), 1) for d, r in by_delay.items()}
+        return result
+
+    def _evaluate_at(self, env: TimingEnv, episodes: int) -> list[float]:
         actor = self.sac.actor
         states: list = []
 
@@ -422,7 +503,7 @@ class Trainer:
             a, states[w] = actor.step(torch.as_tensor(obs).reshape(1, -1), states[w])
             return a[0].double().numpy() * self.scale + self.offset
 
-        return run_episodes(self.eval_env, act, reset, episodes, seed=10_000 + 1000 * self.cfg.seed)
+        return run_episodes(env, act, reset, episodes, seed=10_000 + 1000 * self.cfg.seed)
 
     # ----- main loop -----
     def run(self, progress: bool = True) -> dict:
@@ -438,7 +519,7 @@ class Trainer:
         actor, act_dim = self.sac.actor, self.env.spec_task.action_dim
         t0 = time.monotonic()
         obs, info = self.env.reset(seed=cfg.seed * 100_003 + self.episode)
-        self.rb.start_episode(obs)
+        self.rb.start_episode(obs, info["delay"])
         states = [actor.initial_state(1) for _ in range(cfg.workers)]
         ep_return, ep_len, stats = 0.0, 0, {}
         next_eval = (self.tick // cfg.eval_every + 1) * cfg.eval_every
@@ -471,22 +552,26 @@ class Trainer:
                 self.episode += 1
                 ep_return, ep_len = 0.0, 0
                 obs, info = self.env.reset(seed=cfg.seed * 100_003 + self.episode)
-                self.rb.start_episode(obs)
+                self.rb.start_episode(obs, info["delay"])
                 states = [actor.initial_state(1) for _ in range(cfg.workers)]
             if self.tick >= next_eval or self.tick >= cfg.total_ticks:
                 next_eval += cfg.eval_every
-                rets = self.evaluate(cfg.eval_episodes)
                 self.last_eval = {
                     "tick": self.tick,
-                    "mean_return": float(np.mean(rets)),
-                    "std_return": float(np.std(rets)),
-                    "returns": [round(r, 1) for r in rets],
+                    **self.evaluate(cfg.eval_episodes),
                     "wall_s": round(time.monotonic() - t0, 1),
                     "episodes": self.episode,
                     **{k: round(v, 4) for k, v in stats.items()},
                 }
                 jsonl.write(json.dumps(self.last_eval) + "\n")
                 jsonl.flush()
+                if cfg.keep_evaluated:  # to pick later on a criterion other than mean_return
+                    save_checkpoint(
+                        self.out / "policies" / f"policy_{self.tick:08d}.pt",
+                        self.policy_info(),
+                        self.sac.actor,
+                        {"train": {"ticks": self.tick, "eval": self.last_eval}},
+                    )
                 if self.last_eval["mean_return"] > self.best_eval:  # SAC can collapse late: keep the best
                     self.best_eval = self.last_eval["mean_return"]
                     save_checkpoint(
@@ -502,19 +587,24 @@ class Trainer:
         csv_file.close()
         jsonl.close()
         self.env.close()
-        self.eval_env.close()
+        for env in self.eval_envs.values():
+            env.close()
         return self.last_eval
 
 
 def parse_args(argv: Sequence[str] | None) -> tuple[SACConfig, argparse.Namespace]:
     p = argparse.ArgumentParser(prog="rt-rl train", description="SAC under the live graph's timing.")
+    helps = field_help(SACConfig)
     for f in fields(SACConfig):
         flag = "--" + f.name.replace("_", "-")
+        text = helps.get(f.name, "").replace("%", "%%") + " (default: %(default)r)"
         if f.type in ("bool", bool):
-            p.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"), default=f.default)
+            p.add_argument(
+                flag, type=lambda s: s.lower() in ("1", "true", "yes"), default=f.default, help=text
+            )
         else:
             kind = {"int": int, "float": float, "str": str}[str(f.type)]
-            p.add_argument(flag, type=kind, default=f.default)
+            p.add_argument(flag, type=kind, default=f.default, help=text)
     p.add_argument("--resume", action="store_true", help="continue from OUT/resume.pt")
     p.add_argument("--export", default="", help="also copy the final policy.pt to this path")
     p.add_argument("--no-progress", action="store_true")
