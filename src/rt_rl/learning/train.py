@@ -565,6 +565,8 @@ class Trainer:
                 }
                 jsonl.write(json.dumps(self.last_eval) + "\n")
                 jsonl.flush()
+                if not progress:  # a log of a detached run shows its evaluations
+                    print(json.dumps(self.last_eval), flush=True)
                 if cfg.keep_evaluated:  # to pick later on a criterion other than mean_return
                     save_checkpoint(
                         self.out / "policies" / f"policy_{self.tick:08d}.pt",
