@@ -198,3 +198,13 @@ def test_first_slow_inferences_of_a_fresh_process_do_not_size_the_first_grid():
     assert grid is not None
     assert grid.inference_time == pytest.approx(0.006)
     assert grid.spacing == pytest.approx(0.01)
+
+
+def test_next_slot_names_the_worker_that_owns_it():
+    s = grid(tick_phase=0.0037, not_before=2.0)
+    rng = np.random.default_rng(1)
+    for now in rng.uniform(0.0, 3.0, 200):
+        start, owner = s.next_slot(now)
+        assert start == pytest.approx(s.next_start(owner, now)[0], abs=1e-9)
+        others = [s.next_start(w, now)[0] for w in range(s.num_workers) if w != owner]
+        assert all(t > start + 1e-9 for t in others)

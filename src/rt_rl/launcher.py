@@ -476,6 +476,8 @@ class Launcher:
             workers.setdefault(i, {"id": i, "actions": 0, "inference_ms": {"p50": None, "p99": None}})
             workers[i]["policy_version"] = extra.get("policy_version")
             workers[i]["compute_ms_p50"] = extra.get("compute_ms_p50")
+            for key in ("late_observations", "missing_observations"):  # since the worker started
+                workers[i][key] = extra.get(key)
         return {
             "params_file": self.o.params_file,
             "run_dir": str(run_dir),

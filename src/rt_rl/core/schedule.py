@@ -56,8 +56,13 @@ class Schedule:
 
     def next_slot_start(self, now: float) -> float:
         """Earliest start time >= now of any worker's slot (sensor_ingest builds an observation for it)."""
+        return self.next_slot(now)[0]
+
+    def next_slot(self, now: float) -> tuple[float, int]:
+        """Earliest start time >= now of any worker's slot, and the worker that owns it (k mod N)."""
         first = self.epoch - self.lead
-        return first + max(0, math.ceil((now - first) / self.spacing - 1e-9)) * self.spacing
+        k = max(0, math.ceil((now - first) / self.spacing - 1e-9))
+        return first + k * self.spacing, k % self.num_workers
 
 
 def make_schedule(

@@ -239,6 +239,21 @@ class LatestReader:
         with node.handle:
             self._handle = _rclpy.Subscription(node.handle, msg_type, topic, qos.get_c_qos_profile(), None)
         self._lock = threading.Lock()
+        self._context = node.context
+        self._wait_set = None  # made on the first wait_for: one subscription, reused
+
+    def wait_for(self, timeout: float) -> bool:
+        """Block (no polling) until a sample is there to take or `timeout` seconds pass; True if one is."""
+        with self._lock:
+            if self._handle is None:
+                return False
+            with self._context.handle, self._handle:
+                if self._wait_set is None:
+                    self._wait_set = _rclpy.WaitSet(1, 0, 0, 0, 0, 0, self._context.handle)
+                self._wait_set.clear_entities()
+                self._wait_set.add_subscription(self._handle)
+                self._wait_set.wait(max(0, int(timeout * 1e9)))
+                return bool(self._wait_set.get_ready_entities("subscription"))
 
     def take(self) -> Any | None:
         """The oldest unread sample, or None."""
@@ -296,18 +311,21 @@ class RtNode(Node):
         self._readers: list[LatestReader] = []
         self._threads: list[threading.Thread] = []
 
-    def reader(self, key: str, params: dict[str, Any], qos: QosSpec | None = None) -> LatestReader:
-        """A LatestReader of graph topic `key` (name from its parameter in `params`), with the topic's
-        declared QoS or `qos`."""
+    def reader(
+        self, key: str, params: dict[str, Any], qos: QosSpec | None = None, topic: str | None = None
+    ) -> LatestReader:
+        """A LatestReader of graph topic `key` (name from its parameter in `params`, or `topic`), with
+        the topic's declared QoS or `qos`."""
         spec = TOPICS[key]
-        r = LatestReader(self, spec.type_class(), params[spec.param], qos_profile(qos or spec.qos))
+        name = topic or params[spec.param]
+        r = LatestReader(self, spec.type_class(), name, qos_profile(qos or spec.qos))
         self._readers.append(r)
         return r
 
-    def publisher(self, key: str, params: dict[str, Any]):
-        """A publisher of graph topic `key` with the topic's declared QoS."""
+    def publisher(self, key: str, params: dict[str, Any], topic: str | None = None):
+        """A publisher of graph topic `key` (or of `topic`, same type) with the topic's declared QoS."""
         spec = TOPICS[key]
-        return self.create_publisher(spec.type_class(), params[spec.param], qos_profile(spec.qos))
+        return self.create_publisher(spec.type_class(), topic or params[spec.param], qos_profile(spec.qos))
 
     def start_thread(self, target: Callable[[], None], name: str) -> threading.Thread:
         """Run `target` in a thread whose death stops the node with a non-zero exit code (no silent

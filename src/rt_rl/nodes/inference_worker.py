@@ -1,7 +1,8 @@
 """inference_worker: one copy of the policy, started on its slots of the arbiter's shared schedule.
 
-At each of its slots it takes the newest observation (a KEEP_LAST 1 reader taken at the slot: no
-callback per observation), runs one policy step, waits out `synthetic_latency` (a known extra compute
+At each of its slots it takes the newest observation built for it (from `<observation_topic>/worker_<id>`,
+which carries only this worker's observations; a KEEP_LAST 1 reader taken at the slot: no callback per
+observation), runs one policy step, waits out `synthetic_latency` (a known extra compute
 time that emulates a larger model, as the paper emulates model size by a delay of K frames; it sleeps,
 so it costs no CPU, like a model on its own accelerator), and publishes an Action carrying its id, the
 inference start/end, the policy version and the provenance of the action: the stamp and seq of the
@@ -22,6 +23,7 @@ from rt_rl_interfaces.msg import Action, Observation
 
 from rt_rl.core.measurement import Ring, percentiles_ms
 from rt_rl.core.schedule import Schedule, SlotFollower
+from rt_rl.graph import SENSOR, worker_observation_topic
 from rt_rl.nodes.common import (
     REALTIME_PRIORITY,
     ConfigError,
@@ -50,8 +52,15 @@ PARAMS = (
     Param("action_history", 0, "history length the random policy's input includes", 0, 64),
     Param("seed", 0, "seed of the random policy (same in every worker: one policy)", 0, 2**31 - 1),
     Param("synthetic_latency", 0.0, "seconds added to every inference to emulate a larger model", 0.0, 10.0),
+    Param(
+        "observation_grace",
+        0.002,
+        "seconds a worker waits at its slot for an observation still in transit before it skips the slot",
+        0.0,
+        0.05,
+    ),
     Param("torch_threads", 1, "torch intra-op threads (1: workers share the cores)", 1, 64),
-    topic_param("observation", "input"),
+    topic_param("observation", "input: this worker reads <topic>/worker_<worker_id>"),
     topic_param("action", "output"),
     topic_param("schedule", "input"),
     REALTIME_PRIORITY,
@@ -101,13 +110,18 @@ class InferenceWorker(RtNode):
         self.published = 0
         self.filling = 0  # calls whose output depends on no observation yet (pipeline filling)
         self.missing_observations = 0
+        self.late_observations = 0  # taken within observation_grace after the slot started
+        self.grace = p["observation_grace"]
         self.bad_observations = 0
         self.compute_times = Ring(1024)
         self.compute_ms = self._warm_up()
 
         self._msg = Action(worker_id=self.worker_id, policy_version=self.policy.version)
         self.pub = self.publisher("action", p)
-        self.observations = self.reader("observation", p)
+        # Only this worker's observations (built for its slots), newest only: best effort, so the
+        # reader sends no acknowledgements (a reliable one woke Fast DDS's event thread per sample).
+        self.observation_topic = worker_observation_topic(p["observation_topic"], self.worker_id)
+        self.observations = self.reader("observation", p, SENSOR, self.observation_topic)
         self.schedules = self.reader("schedule", p)
         self.start_reporting(p["statistics_rate_hz"])
         self.start_thread(self._loop, "inference")
@@ -157,6 +171,10 @@ class InferenceWorker(RtNode):
                 continue  # a long wait: look at the schedule again first
             self.follower.started(sched, k, start, time.time())
             obs = self.observations.take_newest()
+            if obs is None and self.grace > 0 and self.observations.wait_for(self.grace):
+                # sent for this slot but still in the middleware (its receive thread is not real time)
+                self.late_observations += 1
+                obs = self.observations.take_newest()
             if obs is None:
                 self.missing_observations += 1
                 continue
@@ -207,6 +225,7 @@ class InferenceWorker(RtNode):
             "pipeline_filling": self.filling,
             "observation_delay_calls": self.delay_calls,
             "missing_observations": self.missing_observations,
+            "late_observations": self.late_observations,
             "late_starts": self.follower.late_starts,
             "skipped_slots": self.follower.skipped_slots,
             "bad_observations": self.bad_observations,

@@ -21,6 +21,7 @@ from sensor_msgs.msg import JointState
 
 from rt_rl.core.mujoco_task import JointStateReader, frame_skip_for_rate, make_env
 from rt_rl.core.pacer import Pacer
+from rt_rl.graph import SENSOR
 from rt_rl.nodes.common import (
     REALTIME_PRIORITY,
     ConfigError,
@@ -93,7 +94,7 @@ class MujocoSim(RtNode):
         self.reward_pub = self.publisher("reward", p)
         self.episode_end_pub = self.publisher("episode_end", p)
         # The newest command is taken at each physics step (zero-order hold), no callback per command.
-        self.commands = self.reader("command", p)
+        self.commands = self.reader("command", p, SENSOR)
         self.start_reporting(p["statistics_rate_hz"])
         self._thread = self.start_thread(self._loop, "physics")
         self.get_logger().info(

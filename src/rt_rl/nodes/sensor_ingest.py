@@ -8,7 +8,9 @@ same code the training environment uses.
 
 Observations are sent only as often as someone uses them: once the arbiter's schedule is known, one
 observation `observation_lead` seconds before each worker slot starts (the worker takes the newest one
-at its slot); before that, at `unscheduled_rate_hz`. Every input is a DDS reader taken at build time
+at its slot); before that, at `unscheduled_rate_hz`. Each goes out on the observation topic (recorders,
+tools) and on `<observation_topic>/worker_<i>` of the worker whose slot it is for (all workers' before
+the schedule), so each worker's middleware handles only the observations that worker uses. Every input is a DDS reader taken at build time
 (the newest joint state, the commands since the last build, the latched episode boundary), so
 the node costs one wake-up per observation, not one Python callback per sensor sample.
 """
@@ -23,7 +25,7 @@ from sensor_msgs.msg import JointState
 from rt_rl.core.arbiter import episode_after
 from rt_rl.core.observation import JointPicker, ObservationBuilder
 from rt_rl.core.schedule import Schedule
-from rt_rl.graph import SENSOR, TOPICS
+from rt_rl.graph import SENSOR, worker_observation_topic
 from rt_rl.nodes.common import (
     REALTIME_PRIORITY,
     ConfigError,
@@ -47,6 +49,7 @@ PARAMS = (
         "policy_checkpoint", "random", "'random' or a checkpoint file: normalisation and history come from it"
     ),
     Param("action_history", 0, "executed commands appended when policy_checkpoint is 'random'", 0, 64),
+    Param("num_workers", 1, "workers to send observations to before the schedule names them", 1, 1024),
     Param("observation_lead", 0.001, "seconds before a worker's slot its observation is sent", 0.0, 0.1),
     Param("unscheduled_rate_hz", 100.0, "observation rate before the first schedule", 1.0, 10000.0),
     topic_param("joint_states", "input"),
@@ -94,30 +97,42 @@ class SensorIngest(RtNode):
         self._fresh_joint_state = False
         self._msg = Observation()
         self.pub = self.publisher("observation", p)
+        self._observation_topic = p["observation_topic"]
+        self.worker_pubs = {w: self._worker_publisher(w) for w in range(p["num_workers"])}
+        self._next_worker: int | None = None  # owner of the slot being built for; None: every worker
         self.joint_states = self.reader("joint_states", p, SENSOR)
         # every command since the last build (several control ticks pass between slots when N*P < T)
-        self.commands = self.reader("command", p, TOPICS["command"].qos.with_depth(64))
+        self.commands = self.reader("command", p, SENSOR.with_depth(64))
         self.episode_ends = self.reader("episode_end", p)
         self.schedules = self.reader("schedule", p)
         self.start_reporting(p["statistics_rate_hz"])
         self.start_thread(self._loop, "ingest")
 
-    def _next_build_time(self, now: float) -> float:
+    def _worker_publisher(self, worker_id: int):
+        return self.publisher("observation", {}, worker_observation_topic(self._observation_topic, worker_id))
+
+    def _next_build(self, now: float) -> tuple[float, int | None]:
+        """When to build the next observation, and for which worker (None: all, before the schedule)."""
         msg = self.schedules.take_newest()
         if msg is not None and (self.schedule is None or msg.revision != self.schedule.revision):
             self.schedule = schedule_from_msg(msg)
+            for w in range(msg.num_workers):  # a grown pool (rare): its publishers, off the build
+                if w not in self.worker_pubs:
+                    self.worker_pubs[w] = self._worker_publisher(w)
         if self.schedule is None:
-            return max(now, self._last_target + self.unscheduled_period)
+            return max(now, self._last_target + self.unscheduled_period), None
         # never the same slot twice (a wake-up a hair early would otherwise see it again)
         after = max(now, self._last_target + 0.5 * self.schedule.spacing)
-        return self.schedule.next_slot_start(after + self.lead) - self.lead
+        start, worker = self.schedule.next_slot(after + self.lead)
+        return start - self.lead, worker
 
     def _loop(self) -> None:
         set_thread_realtime(self, self.priority)
         while not self.stop_event.is_set():
-            target = self._next_build_time(time.time())
+            target, worker = self._next_build(time.time())
             if sleep_until_wall(target, self.stop_event):
                 self._last_target = target
+                self._next_worker = worker
                 self.build_and_publish()
 
     def build_and_publish(self) -> None:
@@ -152,6 +167,11 @@ class SensorIngest(RtNode):
         msg.header.stamp = js.header.stamp  # sensor time, not now: ages downstream start at sensing
         self.seq += 1
         self.pub.publish(msg)
+        if self._next_worker is None:
+            for pub in self.worker_pubs.values():
+                pub.publish(msg)
+        elif (pub := self.worker_pubs.get(self._next_worker)) is not None:
+            pub.publish(msg)
 
     def status(self) -> tuple[str, dict]:
         values = {
