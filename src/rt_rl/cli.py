@@ -5,6 +5,7 @@ rt-rl launch [PARAMS.yaml] [--duration S] [--summary FILE.json] [--workers N] [-
 rt-rl bench graph|soak|pipeline|delay ...
 rt-rl train ...
 rt-rl report RUN_DIR_OR_BAG [-o report.html]
+rt-rl reload CHECKPOINT [--workers N]   (a new policy live on the running workers, one at a time)
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ MODULES = {
     ("bench", "soak"): "rt_rl.bench.soak",
     ("train",): "rt_rl.learning.train",
     ("report",): "rt_rl.report",
+    ("reload",): "rt_rl.reload",
 }
 
 

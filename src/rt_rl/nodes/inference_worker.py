@@ -11,14 +11,26 @@ taken; a pipelined policy returns the head computed at its previous call, so it 
 that call (`observation_delay` calls back). Until a pipeline has seen enough observations of the
 current episode its output depends on none, and nothing is published. Before the first schedule
 arrives the worker runs once per new observation so the arbiter can measure T.
+
+Hot reload: `policy_checkpoint` may be set while the worker runs (the standard parameter services,
+`rt-rl reload`). The parameter service's thread loads and checks the new checkpoint (never the
+inference thread) and refuses one that does not load or does not take the ingest's observations: the
+set fails with that one line as its reason and the old policy keeps running. An accepted one is
+shadow-run beside the live policy until its output depends on a real observation, then swapped in at
+that slot (rt_rl.policy.swap); the set succeeds once it is live, so a caller that goes worker by
+worker never has two workers switching at once.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
+from dataclasses import dataclass
 
 import numpy as np
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.parameter import Parameter
 from rt_rl_interfaces.msg import Action, Observation
 
 from rt_rl.core.measurement import Ring, percentiles_ms
@@ -41,14 +53,30 @@ from rt_rl.nodes.common import (
 )
 from rt_rl.policy.networks import observation_delay
 from rt_rl.policy.provenance import Provenance
-from rt_rl.policy.runtime import load_policy
-from rt_rl.tasks import TASKS, get_task
+from rt_rl.policy.runtime import Policy, load_policy
+from rt_rl.policy.swap import IngestContract, InputMap, PolicySwap, Switch, check_candidate
+from rt_rl.tasks import TASKS, TaskSpec, get_task
+
+
+@dataclass(frozen=True)
+class RuntimeParam(Param):
+    """A parameter that may be set while the node runs (every other one is read-only)."""
+
+    def descriptor(self):
+        d = super().descriptor()
+        d.read_only = False
+        return d
+
 
 PARAMS = (
     Param("worker_id", 0, "this worker's index, 0..num_workers-1", 0, 1023),
     Param("num_workers", 1, "number of staggered workers in the graph", 1, 1024),
     Param("task", "Hopper-v5", "task (checks the policy's dimensions)", choices=tuple(TASKS)),
-    Param("policy_checkpoint", "random", "'random' (untrained MLP) or a checkpoint file"),
+    RuntimeParam(
+        "policy_checkpoint",
+        "random",
+        "'random' (untrained MLP) or a checkpoint file; settable at runtime: hot reload",
+    ),
     Param("action_history", 0, "history length the random policy's input includes", 0, 64),
     Param("seed", 0, "seed of the random policy (same in every worker: one policy)", 0, 2**31 - 1),
     Param("synthetic_latency", 0.0, "seconds added to every inference to emulate a larger model", 0.0, 10.0),
@@ -69,6 +97,41 @@ PARAMS = (
 
 # While free-running before the first schedule, how often to look for a new observation.
 UNSCHEDULED_POLL = 0.005
+# How long a set of `policy_checkpoint` waits for the accepted policy to go live before giving up.
+SWAP_TIMEOUT = 5.0
+
+
+@dataclass(eq=False)
+class Candidate:
+    """A loaded and checked policy waiting to go live: what its input needs, how far back its output
+    looks, and an event set by the inference thread when it is live."""
+
+    policy: Policy
+    input_map: InputMap | None
+    delay_calls: int
+    live: threading.Event
+
+
+def load_candidate(source: str, task: TaskSpec, ingest: IngestContract, seed: int = 0) -> Candidate:
+    """Load and check a replacement policy for a running graph (ValueError: one line saying why not):
+    it must load, be for `task`, and take the observations the ingest produces."""
+    # 'random' takes the ingest's history length: it must fit the observations as they are.
+    policy = load_policy(source, task, seed, ingest.history_length)
+    input_map = check_candidate(source, policy.info, ingest)
+    info = policy.info
+    return Candidate(policy, input_map, observation_delay(info.arch, info.depth), threading.Event())
+
+
+def warm_up(policy: Policy, input_dim: int, steps: int = 20) -> float:
+    """First torch calls are slow (allocations, kernels): pay that before a policy is used. Median ms."""
+    dummy = np.zeros(input_dim, dtype=np.float32)
+    t = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        policy.act(dummy)
+        t.append(time.perf_counter() - t0)
+    policy.reset()
+    return float(np.median(t)) * 1e3
 
 
 class InferenceWorker(RtNode):
@@ -86,26 +149,28 @@ class InferenceWorker(RtNode):
 
         torch.set_num_threads(p["torch_threads"])
         try:
-            task = get_task(p["task"])
-            self.policy = load_policy(p["policy_checkpoint"], task, p["seed"], p["action_history"])
+            self.task = get_task(p["task"])
+            self.policy = load_policy(p["policy_checkpoint"], self.task, p["seed"], p["action_history"])
         except ValueError as err:
             raise ConfigError(str(err)) from None
+        # What the ingest produces (it starts from the same checkpoint); replacements must take it.
+        self.ingest = IngestContract.of(self.policy.info)
+        self.input_map: InputMap | None = None
+        self.seed = p["seed"]
+        self.num_workers = p["num_workers"]
+        self.swap: PolicySwap[Candidate] = PolicySwap()
+        self._swap_lock = threading.Lock()
         self.worker_id = p["worker_id"]
         self.latency = p["synthetic_latency"]
         self.priority = p["realtime_priority"]
         info = self.policy.info
         self.delay_calls = observation_delay(info.arch, info.depth)
-        trained = info.timing.get("num_workers")
-        if trained is not None and trained != p["num_workers"]:
-            # Not an error (it runs), but a pipelined policy's deep features assume its trained stride.
-            self.get_logger().warning(
-                f"policy was trained for {trained} worker(s), the graph runs {p['num_workers']}: "
-                "its pipeline timing differs from training"
-            )
+        self._warn_timing(info.timing)
         self.follower = SlotFollower(self.worker_id)
         self.schedule: Schedule | None = None
         self._episode = -1
         self.provenance = Provenance(self.delay_calls)
+        self.last_swap_shadow_calls = 0
         self.inferences = 0
         self.published = 0
         self.filling = 0  # calls whose output depends on no observation yet (pipeline filling)
@@ -114,7 +179,7 @@ class InferenceWorker(RtNode):
         self.grace = p["observation_grace"]
         self.bad_observations = 0
         self.compute_times = Ring(1024)
-        self.compute_ms = self._warm_up()
+        self.compute_ms = warm_up(self.policy, info.input_dim)
 
         self._msg = Action(worker_id=self.worker_id, policy_version=self.policy.version)
         self.pub = self.publisher("action", p)
@@ -123,19 +188,66 @@ class InferenceWorker(RtNode):
         self.observation_topic = worker_observation_topic(p["observation_topic"], self.worker_id)
         self.observations = self.reader("observation", p, SENSOR, self.observation_topic)
         self.schedules = self.reader("schedule", p)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
         self.start_reporting(p["statistics_rate_hz"])
         self.start_thread(self._loop, "inference")
 
-    def _warm_up(self, steps: int = 20) -> float:
-        """First torch calls are slow (allocations, kernels): pay that before joining the schedule."""
-        dummy = np.zeros(self.policy.info.input_dim, dtype=np.float32)
-        t = []
-        for _ in range(steps):
-            t0 = time.perf_counter()
-            self.policy.act(dummy)
-            t.append(time.perf_counter() - t0)
-        self.policy.reset()
-        return float(np.median(t)) * 1e3
+    def _warn_timing(self, timing: dict) -> None:
+        trained = timing.get("num_workers")
+        if trained is not None and trained != self.num_workers:
+            # Not an error (it runs), but a pipelined policy's deep features assume its trained stride.
+            self.get_logger().warning(
+                f"policy was trained for {trained} worker(s), the graph runs {self.num_workers}: "
+                "its pipeline timing differs from training"
+            )
+
+    # --- hot reload (the parameter service's thread) --------------------------------------------------
+    def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        for param in params:
+            if param.name == "policy_checkpoint":  # the only one not read-only
+                reason = self._reload(str(param.value))
+                if reason is not None:
+                    self.get_logger().error(reason)
+                    return SetParametersResult(successful=False, reason=reason)
+        return SetParametersResult(successful=True)
+
+    def _reload(self, source: str) -> str | None:
+        """Put the policy of `source` live; None when it is, else the one-line reason it is not."""
+        old = self.policy.version
+        t0 = time.monotonic()
+        try:
+            candidate = load_candidate(source, self.task, self.ingest, self.seed)
+        except ValueError as err:
+            return f"refused: {err}; still running {old}"
+        warm_up(candidate.policy, candidate.policy.info.input_dim)
+        t_offer = time.monotonic()
+        load_ms = (t_offer - t0) * 1e3
+        with self._swap_lock:
+            self.swap.offer(candidate, candidate.delay_calls)
+        if not candidate.live.wait(SWAP_TIMEOUT):
+            with self._swap_lock:
+                withdrawn = self.swap.withdraw(candidate)
+            if withdrawn:
+                return (
+                    f"refused: '{source}' loaded but not live after {SWAP_TIMEOUT:g} s "
+                    f"(no observations reached this worker); still running {old}"
+                )
+        self._warn_timing(candidate.policy.info.timing)
+        self.get_logger().info(
+            f"policy {old} -> {candidate.policy.version} live after {self.last_swap_shadow_calls} "
+            f"shadow call(s) ({(time.monotonic() - t_offer) * 1e3:.0f} ms), loaded in {load_ms:.0f} ms"
+            + ("; re-normalising the ingest's observations" if candidate.input_map is not None else "")
+        )
+        return None
+
+    def _go_live(self, switch: Switch[Candidate]) -> None:
+        """Inference thread: the candidate replaces the live policy before this call publishes."""
+        c = switch.candidate
+        self.policy, self.input_map, self.delay_calls = c.policy, c.input_map, c.delay_calls
+        self.provenance = switch.provenance
+        self._msg.policy_version = c.policy.version
+        self.last_swap_shadow_calls = switch.shadow_calls
+        c.live.set()
 
     def _update_schedule(self) -> None:
         msg = self.schedules.take_newest()
@@ -182,20 +294,35 @@ class InferenceWorker(RtNode):
 
     def _infer(self, obs: Observation, revision: int) -> None:
         wall_start, start = time.time(), time.monotonic()
-        if obs.episode != self._episode:  # the pipeline's activations belong to the old episode
+        new_episode = obs.episode != self._episode
+        with self._swap_lock:
+            if new_episode and (switch := self.swap.episode_started()) is not None:
+                self._go_live(switch)  # both pipelines restart empty here: no shadow calls needed
+            candidate = self.swap.pending
+        if new_episode:  # the pipeline's activations belong to the old episode
             self.policy.reset()
             self.provenance.reset()
             self._episode = obs.episode
+        x = np.asarray(obs.data, dtype=np.float32)
         try:
-            action = self.policy.act(np.asarray(obs.data, dtype=np.float32))
+            action = self.policy.act(x if self.input_map is None else self.input_map(x))
         except ValueError as err:  # e.g. an observation of the wrong size: skip it, say why
             self.bad_observations += 1
             self.get_logger().error(f"inference skipped: {err}", throttle_duration_sec=2.0)
             return
-        depends_on = self.provenance.observed((obs.header.stamp, obs.seq, obs.episode))
+        identity = (obs.header.stamp, obs.seq, obs.episode)
+        depends_on = self.provenance.observed(identity)
         compute = time.monotonic() - start
         self.compute_times.append(compute)
         self.inferences += 1
+        if candidate is not None:
+            # Shadow call on the same observation, inside the synthetic latency (which it shortens).
+            shadow = candidate.policy.act(x if candidate.input_map is None else candidate.input_map(x))
+            with self._swap_lock:
+                switch = self.swap.shadowed(candidate, identity)
+            if switch is not None:
+                self._go_live(switch)
+                action, depends_on = shadow, switch.depends_on
         if self.latency > 0:
             time.sleep(max(0.0, start + self.latency + compute - time.monotonic()))
         end = time.monotonic()
@@ -230,6 +357,7 @@ class InferenceWorker(RtNode):
             "skipped_slots": self.follower.skipped_slots,
             "bad_observations": self.bad_observations,
             "policy_version": self.policy.version,
+            "policy_swaps": self.swap.swaps,
             "warmup_compute_ms": round(self.compute_ms, 3),
             "compute_ms_p50": percentiles_ms(self.compute_times.values(), ("p50",))["p50"],
             "synthetic_latency_ms": self.latency * 1e3,
