@@ -162,7 +162,9 @@ def test_help_documents_every_hyper_parameter(capsys: pytest.CaptureFixture[str]
     assert "(default: 1000000)" in text
 
 
-def test_delay_choices_train_evaluate_per_delay_and_resume(tmp_path: Path) -> None:
+def test_delay_choices_train_evaluate_per_delay_and_resume(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "run"
     args = [
         "--task",
@@ -187,6 +189,8 @@ def test_delay_choices_train_evaluate_per_delay_and_resume(tmp_path: Path) -> No
     ]
     assert train.main([*args, "--total-ticks", "250"]) == 0
     first = json.loads((out / "eval.jsonl").read_text().splitlines()[0])  # at tick 200
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert printed[0] == first and len(printed) == 3  # --no-progress: evaluations at 200, 250, summary
     assert set(first["mean_by_delay"]) == {"1", "2", "3"} and len(first["returns"]) == 3
     blob = torch.load(out / "resume.pt", weights_only=False)
     assert len(blob["replay"]["obs"]) == 120 and blob["replay"]["n"] > 250  # the ring kept its size

@@ -506,7 +506,8 @@ class Trainer:
         return run_episodes(env, act, reset, episodes, seed=10_000 + 1000 * self.cfg.seed)
 
     # ----- main loop -----
-    def run(self, progress: bool = True) -> dict:
+    def run(self, progress: bool = True, echo: bool = False) -> dict:
+        """Train to total_ticks; `echo` prints each evaluation to stdout (the log of a detached run)."""
         cfg = self.cfg
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
@@ -565,7 +566,7 @@ class Trainer:
                 }
                 jsonl.write(json.dumps(self.last_eval) + "\n")
                 jsonl.flush()
-                if not progress:  # a log of a detached run shows its evaluations
+                if echo:
                     print(json.dumps(self.last_eval), flush=True)
                 if cfg.keep_evaluated:  # to pick later on a criterion other than mean_return
                     save_checkpoint(
@@ -624,7 +625,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    result = trainer.run(progress=not args.no_progress)
+    result = trainer.run(progress=not args.no_progress, echo=args.no_progress)
     if args.export:
         Path(args.export).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(Path(cfg.out) / "policy.pt", args.export)
