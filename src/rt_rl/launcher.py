@@ -476,7 +476,7 @@ class Launcher:
             workers.setdefault(i, {"id": i, "actions": 0, "inference_ms": {"p50": None, "p99": None}})
             workers[i]["policy_version"] = extra.get("policy_version")
             workers[i]["compute_ms_p50"] = extra.get("compute_ms_p50")
-            for key in ("late_observations", "missing_observations"):  # since the worker started
+            for key in ("late_observations", "missing_observations", "timing_differences"):  # since start
                 workers[i][key] = extra.get(key)
         return {
             "params_file": self.o.params_file,
@@ -603,4 +603,7 @@ def print_summary(s: dict) -> None:
         )
     if s.get("bag"):
         print(f"  {'bag':<{width}}  {s['bag']}")
+    differences = sorted({d for w in s.get("workers", []) for d in (w.get("timing_differences") or [])})
+    for line in differences:
+        print(f"  {'not as trained':<{width}}  {line}")
     print()

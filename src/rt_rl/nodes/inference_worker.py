@@ -55,6 +55,7 @@ from rt_rl.policy.networks import observation_delay
 from rt_rl.policy.provenance import Provenance
 from rt_rl.policy.runtime import Policy, load_policy
 from rt_rl.policy.swap import IngestContract, InputMap, PolicySwap, Switch, check_candidate
+from rt_rl.policy.timing_check import timing_differences
 from rt_rl.tasks import TASKS, TaskSpec, get_task
 
 
@@ -165,9 +166,10 @@ class InferenceWorker(RtNode):
         self.priority = p["realtime_priority"]
         info = self.policy.info
         self.delay_calls = observation_delay(info.arch, info.depth)
-        self._warn_timing(info.timing)
         self.follower = SlotFollower(self.worker_id)
         self.schedule: Schedule | None = None
+        self.timing_differences: list[str] = []  # live vs the policy's training timing (timing_check)
+        self._warn_timing(info.timing)
         self._episode = -1
         self.provenance = Provenance(self.delay_calls)
         self.last_swap_shadow_calls = 0
@@ -193,13 +195,24 @@ class InferenceWorker(RtNode):
         self.start_thread(self._loop, "inference")
 
     def _warn_timing(self, timing: dict) -> None:
-        trained = timing.get("num_workers")
-        if trained is not None and trained != self.num_workers:
-            # Not an error (it runs), but a pipelined policy's deep features assume its trained stride.
-            self.get_logger().warning(
-                f"policy was trained for {trained} worker(s), the graph runs {self.num_workers}: "
-                "its pipeline timing differs from training"
-            )
+        """Remember the running policy's training timing; compared with the live one at each schedule."""
+        self._trained_timing = dict(timing)
+        self._check_timing()
+
+    def _check_timing(self) -> None:
+        sched = self.schedule
+        if sched is None:
+            return
+        found = timing_differences(
+            self._trained_timing,
+            control_period=sched.control_period,
+            num_workers=sched.num_workers,
+            lead=sched.lead,
+        )
+        if found and found != self.timing_differences:
+            # Not an error (it runs), but the policy meets a timing it was not trained for.
+            self.get_logger().warning("live timing differs from the policy's training: " + "; ".join(found))
+        self.timing_differences = found
 
     # --- hot reload (the parameter service's thread) --------------------------------------------------
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
@@ -259,6 +272,7 @@ class InferenceWorker(RtNode):
                 f"schedule has {msg.num_workers} workers; this is worker {self.worker_id}"
             )
             return
+        self._check_timing()
         start, _ = self.follower.next_slot(self.schedule, time.time())
         self.get_logger().info(
             f"schedule r{msg.revision}: spacing {msg.spacing * 1e3:.2f} ms, first slot in "
@@ -353,6 +367,7 @@ class InferenceWorker(RtNode):
             "observation_delay_calls": self.delay_calls,
             "missing_observations": self.missing_observations,
             "late_observations": self.late_observations,
+            "timing_differences": self.timing_differences,
             "late_starts": self.follower.late_starts,
             "skipped_slots": self.follower.skipped_slots,
             "bad_observations": self.bad_observations,
