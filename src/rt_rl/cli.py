@@ -5,6 +5,7 @@ rt-rl launch [PARAMS.yaml] [--duration S] [--summary FILE.json] [--workers N] [-
 rt-rl bench graph|soak|pipeline|delay ...
 rt-rl train ...
 rt-rl report RUN_DIR_OR_BAG [-o report.html]
+rt-rl dataset BAG... --out DIR [--name rt_rl/NAME-v0]   (a Minari dataset of recorded bags)
 rt-rl reload CHECKPOINT [--workers N]   (a new policy live on the running workers, one at a time)
 """
 
@@ -77,6 +78,7 @@ MODULES = {
     ("bench", "soak"): "rt_rl.bench.soak",
     ("train",): "rt_rl.learning.train",
     ("report",): "rt_rl.report",
+    ("dataset",): "rt_rl.dataset",
     ("reload",): "rt_rl.reload",
 }
 

@@ -70,6 +70,8 @@ TOPICS: dict[str, TopicSpec] = {
                   "worker actions with their timing and provenance"),
         TopicSpec("command", "/rt_rl/command", "std_msgs/msg/Float64MultiArray", NEWEST,
                   "executed commands, the input of forward command controllers"),
+        TopicSpec("actuation", "/rt_rl/actuation", "rt_rl_interfaces/msg/Actuation", QosSpec(100),
+                  "every control tick: its kind, the command executed and the action it came from"),
         TopicSpec("reward", "/rt_rl/reward", "rt_rl_interfaces/msg/Reward", QosSpec(100),
                   "task reward of every simulation step"),
         TopicSpec("episode_end", "/rt_rl/episode_end", "rt_rl_interfaces/msg/Reward", LATCHED,

@@ -22,9 +22,10 @@ import threading
 import time
 
 import numpy as np
+from rt_rl_interfaces.msg import Actuation
 from std_msgs.msg import Float64MultiArray
 
-from rt_rl.core.arbiter import ArbiterConfig, ArbiterCore, TickKind, TimedAction, episode_after
+from rt_rl.core.arbiter import ArbiterConfig, ArbiterCore, TickDecision, TickKind, TimedAction, episode_after
 from rt_rl.core.measurement import Measurement, WindowGate, summarize
 from rt_rl.core.pacer import Pacer
 from rt_rl.core.schedule import Retuner, SchedulePlanner
@@ -39,6 +40,7 @@ from rt_rl.nodes.common import (
     from_time_msg,
     run,
     schedule_to_msg,
+    set_stamp,
     set_thread_realtime,
     statistics_rate,
     topic_param,
@@ -83,6 +85,7 @@ PARAMS = (
     ),
     topic_param("action", "input"),
     topic_param("command", "output"),
+    topic_param("actuation", "output"),
     topic_param("episode_end", "input, optional on a robot"),
     topic_param("schedule", "output"),
     REALTIME_PRIORITY,
@@ -145,6 +148,8 @@ class ActuatorArbiter(RtNode):
 
         self._cmd_msg = Float64MultiArray()
         self.cmd_pub = self.publisher("command", p)
+        self._act_msg = Actuation()  # one per tick, refilled: what was actuated and why
+        self.act_pub = self.publisher("actuation", p)
         self.sched_pub = self.publisher("schedule", p)
         # Every action is kept until the next tick takes it (depth: a few per worker per tick).
         self.actions = self.reader("action", p, TOPICS["action"].qos.with_depth(10 * self.num_workers))
@@ -162,7 +167,7 @@ class ActuatorArbiter(RtNode):
         self.pacer = Pacer(self.period, time.time())
         msg = self._cmd_msg
         while not self.stop_event.is_set():
-            _, due = self.pacer.wait(clock=time.time)
+            tick, due = self.pacer.wait(clock=time.time)
             now = time.time()
             inference_times = self._take_inputs(now)
             decision = self.core.tick(now)
@@ -181,6 +186,22 @@ class ActuatorArbiter(RtNode):
                     if not was_open:
                         self.core.reset_counts()  # rejections and superseded count inside the window
                     self.measurement.add_tick(decision.kind.value, published, decision.action_age)
+            self._publish_actuation(tick, now, decision)
+
+    def _publish_actuation(self, tick: int, now: float, decision: TickDecision) -> None:
+        """The tick's record for recorders and datasets, after the command (off its latency)."""
+        a, action = self._act_msg, decision.action
+        set_stamp(a.header.stamp, now)
+        a.tick = tick
+        a.kind = decision.kind.value
+        a.in_window = self.gate.opened_at is not None  # written by this thread only
+        a.command = self._cmd_msg.data
+        a.action_age = decision.action_age
+        a.worker_id = -1 if action is None else action.worker_id
+        a.observation_seq = -1 if action is None else action.observation_seq
+        set_stamp(a.observation_stamp, 0.0 if action is None else action.observation_stamp)
+        a.episode = -1 if action is None else action.episode
+        self.act_pub.publish(a)
 
     def _take_inputs(self, now: float) -> list[tuple[int, float]]:
         """Offer the actions that arrived since the last tick; their (worker, inference time)."""
