@@ -441,15 +441,23 @@ class Launcher:
                 time.sleep(0.05)
 
     def _stop_all(self, monitor: Monitor) -> None:
-        """Arbiter first (commands stop, final statistics), then the rest in reverse start order."""
+        """Arbiter first (commands stop, final statistics), then the rest in reverse start order, the
+        recorder last, once every publisher has stopped: the bag holds all they published."""
         for child in self.children:
             child.discard()
+        recorder = [c for c in self.children if c.spec.name == RECORDER]
         for child in sorted(self.children, key=lambda c: -c.spec.stage):
-            if child.alive():
+            if child.alive() and child not in recorder:
                 child.proc.send_signal(signal.SIGINT)
                 if child.spec.name == "actuator_arbiter":
                     self._reap(child)
         for child in self.children:
+            if child not in recorder:
+                self._reap(child)
+        for child in recorder:
+            if child.alive():
+                time.sleep(0.2)  # the publishers' last messages in flight
+                child.proc.send_signal(signal.SIGINT)
             self._reap(child)
 
     def _reap(self, child: Child) -> None:
@@ -478,7 +486,12 @@ class Launcher:
             workers[i]["compute_ms_p50"] = extra.get("compute_ms_p50")
             for key in ("late_observations", "missing_observations", "timing_differences"):  # since start
                 workers[i][key] = extra.get(key)
+        published: dict[str, int] = {}  # topic -> messages, summed over the nodes' final reports
+        for child in self.children:
+            for topic, count in ((monitor.get(child.spec.name) or ("", {}))[1].get("published") or {}).items():
+                published[topic] = published.get(topic, 0) + count
         return {
+            "published": dict(sorted(published.items())),
             "params_file": self.o.params_file,
             "run_dir": str(run_dir),
             "exit_code": code,

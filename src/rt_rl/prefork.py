@@ -84,7 +84,11 @@ class PreforkedProcess:
         if self._gate is not None:
             os.close(self._gate)
             self._gate = None
-        self.wait(timeout=5.0)
+        try:
+            self.wait(timeout=5.0)
+        except subprocess.TimeoutExpired:  # never leave one behind: a stop must not fail on it
+            self.send_signal(signal.SIGKILL)
+            self.wait()
 
     def poll(self) -> int | None:
         if self.returncode is None:

@@ -162,6 +162,7 @@ class ActuatorArbiter(RtNode):
 
     # --- control clock ------------------------------------------------------------------------------
     def _control_loop(self) -> None:
+        self.wait_until_matched([self.cmd_pub, self.act_pub], timeout=2.0)
         set_thread_realtime(self, self.priority)
         # Ticks on the wall clock, the schedule grid's clock (module docstring).
         self.pacer = Pacer(self.period, time.time())

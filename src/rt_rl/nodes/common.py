@@ -294,6 +294,27 @@ def statistics_rate(default: float) -> Param:
     return Param("statistics_rate_hz", default, "rate of diagnostics on /diagnostics", 0.1, 100.0)
 
 
+class CountingPublisher:
+    """An rclpy publisher that counts what it publishes (a recorder's bag is checked against it)."""
+
+    __slots__ = ("_pub", "count")
+
+    def __init__(self, pub) -> None:
+        self._pub = pub
+        self.count = 0
+
+    def publish(self, msg) -> None:
+        self._pub.publish(msg)
+        self.count += 1
+
+    @property
+    def topic_name(self) -> str:
+        return self._pub.topic_name
+
+    def get_subscription_count(self) -> int:
+        return self._pub.get_subscription_count()
+
+
 class RtNode(Node):
     """Base for rt_rl nodes: a stop event, supervised worker threads, periodic diagnostics (`status`),
     and a hook run before shutdown."""
@@ -309,6 +330,7 @@ class RtNode(Node):
         self.failure: str | None = None
         self._diag_pub = None
         self._readers: list[LatestReader] = []
+        self._counted_publishers: list[CountingPublisher] = []  # not _publishers: rclpy's own
         self._threads: list[threading.Thread] = []
 
     def reader(
@@ -322,10 +344,24 @@ class RtNode(Node):
         self._readers.append(r)
         return r
 
-    def publisher(self, key: str, params: dict[str, Any], topic: str | None = None):
-        """A publisher of graph topic `key` (or of `topic`, same type) with the topic's declared QoS."""
+    def publisher(self, key: str, params: dict[str, Any], topic: str | None = None) -> CountingPublisher:
+        """A publisher of graph topic `key` (or of `topic`, same type) with the topic's declared QoS;
+        its count goes into every report as `published` (topic -> messages since start)."""
         spec = TOPICS[key]
-        return self.create_publisher(spec.type_class(), topic or params[spec.param], qos_profile(spec.qos))
+        pub = self.create_publisher(spec.type_class(), topic or params[spec.param], qos_profile(spec.qos))
+        counted = CountingPublisher(pub)
+        self._counted_publishers.append(counted)
+        return counted
+
+    def wait_until_matched(self, pubs: list[CountingPublisher], timeout: float) -> None:
+        """Wait (at most `timeout` s) until each publisher is matched with every subscription the
+        graph already knows on its topic (a recorder started first among them): what is published
+        before a subscription is matched never reaches it, and a bag must hold all of it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self.stop_event.is_set():
+            if all(p.get_subscription_count() >= self.count_subscribers(p.topic_name) for p in pubs):
+                return
+            time.sleep(0.01)
 
     def start_thread(self, target: Callable[[], None], name: str) -> threading.Thread:
         """Run `target` in a thread whose death stops the node with a non-zero exit code (no silent
@@ -364,11 +400,16 @@ class RtNode(Node):
         return "running", {}
 
     def report(self) -> None:
+        if self._diag_pub is None:  # not reporting (start_reporting not called)
+            return
         message, values = self.status()
+        values["published"] = {p.topic_name: p.count for p in self._counted_publishers}
         self._diag_pub.publish(diagnostic(self, DiagnosticStatus.OK, message, values))
 
     def on_shutdown(self) -> None:
-        """Called once after Ctrl-C/SIGTERM while the node can still publish (final statistics)."""
+        """Called once after Ctrl-C/SIGTERM while the node can still publish: the final statistics
+        (and publish counts) after the node's threads have stopped."""
+        self.report()
 
     def join_threads(self, timeout: float = 1.0) -> None:
         for thread in self._threads:

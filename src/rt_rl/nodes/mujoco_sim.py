@@ -185,8 +185,6 @@ class MujocoSim(RtNode):
     def status(self) -> tuple[str, dict]:
         return "running", self.statistics()
 
-    def on_shutdown(self) -> None:
-        self.report()  # final statistics
 
 
 def main(argv: list[str] | None = None) -> int:
