@@ -2,8 +2,9 @@
 
 rt-rl launch [PARAMS.yaml] [--duration S] [--summary FILE.json] [--workers N] [--synthetic-latency S]
              [--record DIR]
-rt-rl bench graph|soak|pipeline|delay ...
+rt-rl bench graph|soak|record|pipeline|delay ...
 rt-rl train ...
+rt-rl train-offline DATASET_ID --out DIR   (TD3+BC from a recorded Minari dataset, evaluated in the twin)
 rt-rl report RUN_DIR_OR_BAG [-o report.html]
 rt-rl dataset BAG... --out DIR [--name rt_rl/NAME-v0]   (a Minari dataset of recorded bags)
 rt-rl reload CHECKPOINT [--workers N]   (a new policy live on the running workers, one at a time)
@@ -76,7 +77,9 @@ MODULES = {
     ("bench", "pipeline"): "rt_rl.bench.pipeline",
     ("bench", "delay"): "rt_rl.bench.delay",
     ("bench", "soak"): "rt_rl.bench.soak",
+    ("bench", "record"): "rt_rl.bench.record",
     ("train",): "rt_rl.learning.train",
+    ("train-offline",): "rt_rl.learning.train_offline",
     ("report",): "rt_rl.report",
     ("dataset",): "rt_rl.dataset",
     ("reload",): "rt_rl.reload",

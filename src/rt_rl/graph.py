@@ -25,7 +25,7 @@ class QosSpec:
 
     depth: int
     reliable: bool = True
-    latched: bool = False  # transient local: a late joiner gets the last sample
+    latched: bool = False  # transient local: a late joiner gets the last `depth` samples
 
     def with_depth(self, depth: int) -> QosSpec:
         return QosSpec(depth, self.reliable, self.latched)
@@ -36,6 +36,15 @@ NEWEST = QosSpec(1)
 # Sensor input as read: best effort matches both best-effort and reliable publishers.
 SENSOR = QosSpec(1, reliable=False)
 LATCHED = QosSpec(1, latched=True)
+
+
+def offered(depth: int) -> QosSpec:
+    """What the graph's publishers offer: reliable and transient local with `depth` samples of history
+    (about 4 s at the topic's rate). A subscriber matched late, such as a recorder that a publisher
+    discovers a second after it started publishing on a busy machine, still receives everything from
+    the first sample; a volatile subscriber (every node's reader) matches it as usual and gets none of
+    the history. Measured without it: the first 13-234 commands of a run missing from the bag."""
+    return QosSpec(depth, latched=True)
 
 
 @dataclass(frozen=True)
@@ -62,21 +71,21 @@ class TopicSpec:
 TOPICS: dict[str, TopicSpec] = {
     t.key: t
     for t in (
-        TopicSpec("joint_states", "/joint_states", "sensor_msgs/msg/JointState", QosSpec(10),
+        TopicSpec("joint_states", "/joint_states", "sensor_msgs/msg/JointState", offered(1000),
                   "joint states, what joint_state_broadcaster publishes"),
-        TopicSpec("observation", "/rt_rl/observation", "rt_rl_interfaces/msg/Observation", NEWEST,
+        TopicSpec("observation", "/rt_rl/observation", "rt_rl_interfaces/msg/Observation", offered(500),
                   "policy observations, one per worker slot (each also on its worker's own topic)"),
-        TopicSpec("action", "/rt_rl/action", "rt_rl_interfaces/msg/Action", QosSpec(10),
+        TopicSpec("action", "/rt_rl/action", "rt_rl_interfaces/msg/Action", offered(500),
                   "worker actions with their timing and provenance"),
-        TopicSpec("command", "/rt_rl/command", "std_msgs/msg/Float64MultiArray", NEWEST,
+        TopicSpec("command", "/rt_rl/command", "std_msgs/msg/Float64MultiArray", offered(500),
                   "executed commands, the input of forward command controllers"),
-        TopicSpec("actuation", "/rt_rl/actuation", "rt_rl_interfaces/msg/Actuation", QosSpec(100),
+        TopicSpec("actuation", "/rt_rl/actuation", "rt_rl_interfaces/msg/Actuation", offered(500),
                   "every control tick: its kind, the command executed and the action it came from"),
-        TopicSpec("reward", "/rt_rl/reward", "rt_rl_interfaces/msg/Reward", QosSpec(100),
+        TopicSpec("reward", "/rt_rl/reward", "rt_rl_interfaces/msg/Reward", offered(1000),
                   "task reward of every simulation step"),
-        TopicSpec("episode_end", "/rt_rl/episode_end", "rt_rl_interfaces/msg/Reward", LATCHED,
+        TopicSpec("episode_end", "/rt_rl/episode_end", "rt_rl_interfaces/msg/Reward", offered(100),
                   "the last step of each episode: the episode boundary"),
-        TopicSpec("schedule", "/rt_rl/schedule", "rt_rl_interfaces/msg/Schedule", LATCHED,
+        TopicSpec("schedule", "/rt_rl/schedule", "rt_rl_interfaces/msg/Schedule", offered(100),
                   "the staggering schedule"),
         TopicSpec("diagnostics", "/diagnostics", "diagnostic_msgs/msg/DiagnosticArray", QosSpec(10),
                   "every node's statistics"),

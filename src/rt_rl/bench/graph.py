@@ -31,9 +31,16 @@ BUSY_LOOP = "while True: pass"
 
 
 def run_once(
-    params: str, workers: int, latency: float, duration: float, run_dir: Path, busy_loop: bool
+    params: str,
+    workers: int,
+    latency: float,
+    duration: float,
+    run_dir: Path,
+    busy_loop: bool,
+    record: Path | None = None,
 ) -> dict:
-    """One launch with the outside probe (and a busy loop); returns the summary plus `outside`."""
+    """One launch with the outside probe (and a busy loop, and recording into `record`); returns the
+    summary plus `outside`."""
     run_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.setdefault("ROS_DOMAIN_ID", str(random.randint(100, 200)))
@@ -58,6 +65,7 @@ def run_once(
         "--run-dir",
         str(run_dir),
         "--quiet",
+        *(["--record", str(record)] if record is not None else []),
     ]
     t0 = time.monotonic()
     try:

@@ -29,7 +29,7 @@ from rt_rl.core.arbiter import ArbiterConfig, ArbiterCore, TickDecision, TickKin
 from rt_rl.core.measurement import Measurement, WindowGate, summarize
 from rt_rl.core.pacer import Pacer
 from rt_rl.core.schedule import Retuner, SchedulePlanner
-from rt_rl.graph import TOPICS
+from rt_rl.graph import QosSpec
 from rt_rl.nodes.common import (
     REALTIME_PRIORITY,
     ConfigError,
@@ -152,7 +152,7 @@ class ActuatorArbiter(RtNode):
         self.act_pub = self.publisher("actuation", p)
         self.sched_pub = self.publisher("schedule", p)
         # Every action is kept until the next tick takes it (depth: a few per worker per tick).
-        self.actions = self.reader("action", p, TOPICS["action"].qos.with_depth(10 * self.num_workers))
+        self.actions = self.reader("action", p, QosSpec(10 * self.num_workers))  # volatile: no history
         self.episode_ends = self.reader("episode_end", p)
         self.start_reporting(p["statistics_rate_hz"])
         self.create_timer(0.1, self._plan)
@@ -162,7 +162,6 @@ class ActuatorArbiter(RtNode):
 
     # --- control clock ------------------------------------------------------------------------------
     def _control_loop(self) -> None:
-        self.wait_until_matched([self.cmd_pub, self.act_pub], timeout=2.0)
         set_thread_realtime(self, self.priority)
         # Ticks on the wall clock, the schedule grid's clock (module docstring).
         self.pacer = Pacer(self.period, time.time())

@@ -37,9 +37,10 @@ from rt_rl.nodes.common import (
 
 
 # Everything the graph description names is recorded, each with a reliable queue deep enough for a
-# stall of the writer (latched topics keep their durability so the last schedule is in every bag).
+# stall of the writer, transient local where the publishers offer it: a publisher this recorder is
+# matched with late (discovery on a busy machine) hands over its history from the first sample.
 def recording_qos(spec: TopicSpec) -> QosSpec:
-    return QosSpec(1, latched=True) if spec.qos.latched else QosSpec(100)
+    return QosSpec(max(100, spec.qos.depth), latched=spec.qos.latched)
 
 
 PARAMS = (

@@ -36,7 +36,7 @@ from rclpy.type_support import check_is_valid_msg_type
 from rt_rl_interfaces.msg import Schedule as ScheduleMsg
 
 from rt_rl.core.schedule import Schedule
-from rt_rl.graph import TOPICS, QosSpec
+from rt_rl.graph import LATCHED, TOPICS, QosSpec
 
 EXIT_FAILURE = 1  # a timing or inference thread (or a callback) died: the launcher respawns or stops
 EXIT_CONFIG_ERROR = 2
@@ -336,11 +336,11 @@ class RtNode(Node):
     def reader(
         self, key: str, params: dict[str, Any], qos: QosSpec | None = None, topic: str | None = None
     ) -> LatestReader:
-        """A LatestReader of graph topic `key` (name from its parameter in `params`, or `topic`), with
-        the topic's declared QoS or `qos`."""
+        """A LatestReader of graph topic `key` (name from its parameter in `params`, or `topic`) with
+        QoS `qos`, by default the newest sample, including one published before this reader joined."""
         spec = TOPICS[key]
         name = topic or params[spec.param]
-        r = LatestReader(self, spec.type_class(), name, qos_profile(qos or spec.qos))
+        r = LatestReader(self, spec.type_class(), name, qos_profile(qos or LATCHED))
         self._readers.append(r)
         return r
 
@@ -352,16 +352,6 @@ class RtNode(Node):
         counted = CountingPublisher(pub)
         self._counted_publishers.append(counted)
         return counted
-
-    def wait_until_matched(self, pubs: list[CountingPublisher], timeout: float) -> None:
-        """Wait (at most `timeout` s) until each publisher is matched with every subscription the
-        graph already knows on its topic (a recorder started first among them): what is published
-        before a subscription is matched never reaches it, and a bag must hold all of it."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and not self.stop_event.is_set():
-            if all(p.get_subscription_count() >= self.count_subscribers(p.topic_name) for p in pubs):
-                return
-            time.sleep(0.01)
 
     def start_thread(self, target: Callable[[], None], name: str) -> threading.Thread:
         """Run `target` in a thread whose death stops the node with a non-zero exit code (no silent
