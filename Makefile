@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.rt_rl-setup-done
 MSGS := $(wildcard rt_rl_ws/src/rt_rl_interfaces/msg/*.msg) rt_rl_ws/src/rt_rl_interfaces/CMakeLists.txt
 
-.PHONY: setup demo test bench-graph bench-busy bench-soak clean
+.PHONY: setup demo test bench-graph bench-busy bench-soak bench-record clean
 
 setup: $(STAMP)
 
@@ -38,6 +38,9 @@ bench-busy: setup
 
 bench-soak: setup
 	$(VENV)/bin/rt-rl bench soak --duration 600 --out docs/bench_soak.md
+
+bench-record: setup
+	$(VENV)/bin/rt-rl bench record --repeat 3 --duration 60 --out docs/bench_record.md
 
 clean:
 	rm -rf build runs $(VENV) src/*.egg-info
