@@ -8,6 +8,7 @@ rt-rl train-offline DATASET_ID --out DIR   (TD3+BC from a recorded Minari datase
 rt-rl report RUN_DIR_OR_BAG [-o report.html]
 rt-rl dataset BAG... --out DIR [--name rt_rl/NAME-v0]   (a Minari dataset of recorded bags)
 rt-rl reload CHECKPOINT [--workers N]   (a new policy live on the running workers, one at a time)
+rt-rl bag reindex BAG   (a bag a killed recorder left: readable up to its last chunk, metadata.yaml rebuilt)
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ MODULES = {
     ("report",): "rt_rl.report",
     ("dataset",): "rt_rl.dataset",
     ("reload",): "rt_rl.reload",
+    ("bag",): "rt_rl.bagfile",
 }
 
 

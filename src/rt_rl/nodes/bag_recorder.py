@@ -4,25 +4,29 @@ Records every topic the graph description (`rt_rl.graph.TOPICS`) names, each thr
 subscription with a queue deep enough for a stall, raw (the exact bytes from the wire). The bag's
 metadata.yaml carries the ROS distro and each topic's offered QoS (the publishers' QoS as the graph
 description declares it), so `ros2 bag play` recreates the publishers faithfully. Messages are
-written with `rosbags` by a writer thread, stamped with their receive time; the expanded params file
-of the run is copied next to the bag. `ros2 bag info/play` and rosbags' Reader read it.
+written with `rosbags` by a writer thread (`rt_rl.bagfile`), stamped with their receive time; the
+expanded params file of the run is copied next to the bag. `ros2 bag info/play`, rosbags' Reader and
+`mcap-ros2-support` read it.
+
+Optional zstd (MCAP: per chunk inside the file), split files by size or duration, a complete chunk
+every `chunk_period` seconds: after a SIGKILL (or a disk full) `rt-rl bag reindex BAG` makes the bag
+readable up to its last chunk.
 """
 
 from __future__ import annotations
 
 import os
-import queue
 import shutil
 import sys
 import time
 from pathlib import Path
 
-import yaml
 from ament_index_python.packages import get_package_share_directory
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
-from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.rosbag2 import WriterError
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
+from rt_rl.bagfile import COMPRESSIONS, WRITE_ERRORS, BagSink, BagWriter, SplitLimits
 from rt_rl.graph import TOPICS, QosSpec, TopicSpec
 from rt_rl.nodes.common import (
     ConfigError,
@@ -46,6 +50,31 @@ def recording_qos(spec: TopicSpec) -> QosSpec:
 PARAMS = (
     Param("output_dir", "bags/rt_rl", "bag directory; must not exist yet (a timestamp is appended)"),
     Param("storage", "mcap", "rosbag2 storage plugin", choices=("mcap", "sqlite3")),
+    Param(
+        "compression",
+        "none",
+        "zstd: MCAP chunks compressed inside the file (readers decompress them as they read); "
+        "sqlite3: each message (compression_mode message)",
+        choices=COMPRESSIONS,
+    ),
+    Param(
+        "max_bag_size",
+        0,
+        "bytes per storage file, then the next file starts (0 = no split by size); a file ends at the "
+        "first chunk past it",
+        0,
+    ),
+    Param(
+        "max_bag_duration", 0, "seconds per storage file, then the next file starts (0 = no split by time)", 0
+    ),
+    Param(
+        "chunk_period",
+        1.0,
+        "seconds between complete MCAP chunks written to the file (sqlite3: commits): a killed recorder "
+        "loses at most about this much (0 = chunks only every 1 MiB)",
+        0.0,
+        60.0,
+    ),
     Param("params_snapshot", "", "params file copied next to the bag ('' = none)"),
     statistics_rate(1.0),
     *(topic_param(key, "recorded ('' = not recorded)") for key in TOPICS),
@@ -82,19 +111,11 @@ def offered_qos(spec: QosSpec) -> Qos:
     )
 
 
-def set_distro(path: Path, distro: str) -> None:
-    """rosbags writes `ros_distro: rosbags`; `ros2 bag` wants the distro the bag was recorded with."""
-    meta_path = path / "metadata.yaml"
-    meta = yaml.safe_load(meta_path.read_text())
-    meta["rosbag2_bagfile_information"]["ros_distro"] = distro
-    meta_path.write_text(yaml.safe_dump(meta, sort_keys=False))
-
-
 class BagRecorder(RtNode):
     """Subscriptions hand the raw bytes to a queue; one writer thread writes them (the receive path
-    never waits for the disk). A write failure (disk full) stops recording with one line on the log
-    and the node's exit code 1; the graph's control loop is not touched (the recorder is not a
-    required node)."""
+    never waits for the disk). A write failure (disk full) stops recording with one line (exit code
+    1, the bag kept up to its last chunk); the graph's control loop is not touched (the recorder is
+    not a required node: the launcher says it exited and goes on)."""
 
     def __init__(self) -> None:
         super().__init__("bag_recorder")
@@ -107,14 +128,18 @@ class BagRecorder(RtNode):
             if not os.access(self.path.parent, os.W_OK):
                 raise PermissionError(f"{self.path.parent} is not writable")
             store = rt_rl_typestore()
-            plugin = StoragePlugin.MCAP if p["storage"] == "mcap" else StoragePlugin.SQLITE3
-            self.writer = Writer(self.path, version=9, storage_plugin=plugin)
+            self.writer = BagWriter(
+                self.path,
+                storage=p["storage"],
+                compression=p["compression"],
+                limits=SplitLimits(p["max_bag_size"], int(p["max_bag_duration"] * 1e9)),
+                distro=os.environ.get("ROS_DISTRO", "kilted"),  # the ROS 2 wheels this venv runs are Kilted
+            )
             self.writer.open()
-        except OSError as err:
+        except (OSError, WriterError) as err:
             raise ConfigError(f"parameter 'output_dir': cannot write a bag at {self.path}: {err}") from None
-        self.distro = os.environ.get("ROS_DISTRO", "kilted")  # the ROS 2 wheels this venv runs are Kilted
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self.counts: dict[str, int] = {}
+        self.sink = BagSink(self.writer, p["chunk_period"])
+        self.counts = self.sink.counts
         for spec in TOPICS.values():
             topic = p[spec.param]
             if not topic:
@@ -133,47 +158,47 @@ class BagRecorder(RtNode):
         if p["params_snapshot"]:
             shutil.copy(p["params_snapshot"], self.path / "params.yaml")
         self.start_reporting(p["statistics_rate_hz"])
-        self._writer_thread = self.start_thread(self._write_loop, "writer")
+        self._writer_thread = self.start_thread(self._write, "writer")
         self.get_logger().info(f"recording {len(self.counts)} topics to {self.path}")
 
     def _receiver_for(self, connection):
+        put = self.sink.put
+
         def receive(raw: bytes) -> None:
-            self._queue.put((connection, time.time_ns(), raw))  # log time = receive time
+            put(connection, time.time_ns(), raw)  # log time = receive time
 
         return receive
 
-    def _write_loop(self) -> None:
-        """Until stopped and everything received is written."""
-        while True:
-            try:
-                connection, stamp, raw = self._queue.get(timeout=0.1)
-            except queue.Empty:
-                if self.stop_event.is_set():
-                    return
-                continue
-            try:
-                self.writer.write(connection, stamp, raw)
-            except OSError as err:  # disk full, device gone: stop recording (exit 1), say it once
-                raise OSError(f"recording stopped, the bag up to here is kept: {err}") from None
-            self.counts[connection.topic] += 1
+    def _write(self) -> None:
+        """Until stopped and everything received is written; a write failure (disk full) stops the
+        node with that one line as its reason (exit code 1)."""
+        self.sink.run(self.stop_event)
+        if self.sink.error:
+            self.failure = self.sink.error
+            self.stop_event.set()
 
     def status(self) -> tuple[str, dict]:
         return "recording", {
             "path": str(self.path),
             "messages": dict(self.counts),
-            "queued": self._queue.qsize(),
+            "queued": self.sink.queue.qsize(),
+            "files": len(self.writer.files) + 1,
         }
 
     def on_shutdown(self) -> None:
         self._writer_thread.join(timeout=10.0)  # everything received so far is written first
-        if self.writer is not None:
-            try:
-                self.writer.close()  # writes metadata.yaml: without it the bag is not a bag
-                set_distro(self.path, self.distro)
-            except OSError as err:
-                self.get_logger().error(f"bag not finalised: {err}")
-            self.writer = None
-        self.get_logger().info(f"bag closed: {self.path} {self.counts}")
+        if self.sink.error:
+            return  # the failure is the node's one line; the bag stays as it was left
+        if self._writer_thread.is_alive():
+            self.failure = f"bag not finalised: still writing after 10 s; `rt-rl bag reindex {self.path}`"
+            return
+        try:
+            self.writer.close()  # writes metadata.yaml: without it the bag is not a bag
+        except WRITE_ERRORS as err:
+            self.writer.abort()
+            self.failure = f"bag not finalised: {err}; `rt-rl bag reindex {self.path}` makes it readable"
+            return
+        self.get_logger().info(f"bag closed: {self.path} ({len(self.writer.files)} files) {self.counts}")
 
 
 def main(argv: list[str] | None = None) -> int:
