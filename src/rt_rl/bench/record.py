@@ -47,7 +47,8 @@ def mcap_counts_and_seq_gaps(bag: Path, observation_topic: str) -> tuple[dict[st
 
     counts: Counter[str] = Counter()
     gaps, last = 0, None
-    for path in sorted(bag.glob("*.mcap")):
+    files = sorted(bag.glob("*.mcap"), key=lambda p: (len(p.name), p.name))  # NAME_10 after NAME_9
+    for path in files:
         for m in read_ros2_messages(str(path)):
             counts[m.channel.topic] += 1
             if m.channel.topic == observation_topic:
