@@ -24,6 +24,7 @@ import argparse
 import queue
 import re
 import sqlite3
+import struct
 import sys
 import threading
 import time
@@ -372,8 +373,8 @@ def recover_mcap(path: Path) -> int:
                             channel_ids[r.channel_id], r.log_time, r.data, r.publish_time, r.sequence
                         )
                         kept += 1
-        except McapError:  # the file ends inside a record: where the writer was stopped
-            pass
+        except (McapError, struct.error, EOFError):  # the file ends inside a record (where the writer
+            pass  # was stopped); mcap reports a cut-off length field as struct.error
         (out if out is not None else start("")).finish()
     tmp.replace(path)
     return kept
