@@ -137,6 +137,23 @@ def field_help(cls: type) -> dict[str, str]:
     return {m[1]: m[2] for m in re.finditer(r"^\s+(\w+): [^=\n]+=[^#\n]*#\s*(.*)$", src, re.M)}
 
 
+def add_config_arguments(p: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:
+    """One --flag per field of the hyper-parameter dataclass `cls`, its comment as the --help text."""
+    helps = field_help(cls)
+    for f in fields(cls):
+        if f.name in skip:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        text = helps.get(f.name, "").replace("%", "%%") + " (default: %(default)r)"
+        if f.type in ("bool", bool):
+            p.add_argument(
+                flag, type=lambda s: s.lower() in ("1", "true", "yes"), default=f.default, help=text
+            )
+        else:
+            kind = {"int": int, "float": float, "str": str}[str(f.type)]
+            p.add_argument(flag, type=kind, default=f.default, help=text)
+
+
 class Critic(nn.Module):
     def __init__(self, obs_dim: int, act_dim: int, hidden: int) -> None:
         super().__init__()
@@ -597,17 +614,7 @@ class Trainer:
 
 def parse_args(argv: Sequence[str] | None) -> tuple[SACConfig, argparse.Namespace]:
     p = argparse.ArgumentParser(prog="rt-rl train", description="SAC under the live graph's timing.")
-    helps = field_help(SACConfig)
-    for f in fields(SACConfig):
-        flag = "--" + f.name.replace("_", "-")
-        text = helps.get(f.name, "").replace("%", "%%") + " (default: %(default)r)"
-        if f.type in ("bool", bool):
-            p.add_argument(
-                flag, type=lambda s: s.lower() in ("1", "true", "yes"), default=f.default, help=text
-            )
-        else:
-            kind = {"int": int, "float": float, "str": str}[str(f.type)]
-            p.add_argument(flag, type=kind, default=f.default, help=text)
+    add_config_arguments(p, SACConfig)
     p.add_argument("--resume", action="store_true", help="continue from OUT/resume.pt")
     p.add_argument("--export", default="", help="also copy the final policy.pt to this path")
     p.add_argument("--no-progress", action="store_true")

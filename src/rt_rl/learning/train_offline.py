@@ -71,7 +71,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from rt_rl.learning.evaluate import evaluate_checkpoint
-from rt_rl.learning.train import Critic, field_help
+from rt_rl.learning.train import Critic, add_config_arguments, field_help
 from rt_rl.policy.networks import build_network, observation_delay, receptive_ticks
 from rt_rl.policy.runtime import PolicyInfo, read_policy_info, resolve_checkpoint, save_checkpoint
 from rt_rl.policy.timing_check import live_delay_ticks
@@ -623,20 +623,8 @@ def parse_args(argv: Sequence[str] | None) -> tuple[OfflineConfig, argparse.Name
         prog="rt-rl train-offline",
         description="TD3+BC for the pipelined actor from a recorded Minari dataset, evaluated in the twin.",
     )
-    helps = field_help(OfflineConfig)
-    p.add_argument("dataset", metavar="DATASET_ID", help=helps["dataset"])
-    for f in fields(OfflineConfig):
-        if f.name == "dataset":
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        text = helps.get(f.name, "").replace("%", "%%") + " (default: %(default)r)"
-        if f.type in ("bool", bool):
-            p.add_argument(
-                flag, type=lambda s: s.lower() in ("1", "true", "yes"), default=f.default, help=text
-            )
-        else:
-            kind = {"int": int, "float": float, "str": str}[str(f.type)]
-            p.add_argument(flag, type=kind, default=f.default, help=text)
+    p.add_argument("dataset", metavar="DATASET_ID", help=field_help(OfflineConfig)["dataset"])
+    add_config_arguments(p, OfflineConfig, skip=("dataset",))
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     return OfflineConfig(**{f.name: getattr(args, f.name) for f in fields(OfflineConfig)}), args
