@@ -57,3 +57,11 @@ def run_node(module: str, ros_args: list[str], env: dict, timeout: float = 60) -
         text=True,
         timeout=timeout,
     )
+
+
+def assert_one_line_error(capsys, path, prog: str) -> str:
+    """The command wrote exactly one line on stderr, `<prog>: error: ...`, naming `path`."""
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"{prog}: error: "), err
+    assert str(path) in err
+    return err

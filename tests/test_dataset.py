@@ -10,6 +10,7 @@ Simulation step k is stamped 4 ms after tick k with reward k.
 
 import math
 
+import conftest
 import numpy as np
 import pytest
 from rosbags.rosbag2 import StoragePlugin, Writer
@@ -301,10 +302,7 @@ def test_dataset_of_two_bags_loads_with_minari(tmp_path, store, monkeypatch, cap
 
 
 def assert_one_line_error(capsys, path) -> str:
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("rt-rl dataset: error: "), err
-    assert str(path) in err
-    return err
+    return conftest.assert_one_line_error(capsys, path, "rt-rl dataset")
 
 
 def test_a_directory_that_is_not_a_bag_is_one_line_error_naming_it(tmp_path, capsys):

@@ -8,6 +8,7 @@ import io
 import json
 from html.parser import HTMLParser
 
+import conftest
 import matplotlib.image
 import numpy as np
 import pytest
@@ -241,10 +242,7 @@ def test_report_of_a_run_dir_without_bag_uses_the_timeline(tmp_path):
 
 
 def assert_one_line_error(capsys, path) -> str:
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("rt-rl report: error: "), err
-    assert str(path) in err
-    return err
+    return conftest.assert_one_line_error(capsys, path, "rt-rl report")
 
 
 def test_missing_path_is_one_line_error(tmp_path, capsys):

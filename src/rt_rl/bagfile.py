@@ -302,6 +302,18 @@ class BagSink:
 # --- recovery ---------------------------------------------------------------------------------------
 
 
+def open_bag(bag: Path, topics: dict[str, str], error: type[Exception]) -> tuple[Reader, dict[str, list]]:
+    """An open rosbag2 Reader of `bag` and its connections per key of `topics` (key -> topic name);
+    a bag that does not open raises `error` with one line naming it. The caller closes the reader."""
+    try:
+        reader = Reader(bag)
+        reader.open()
+    except Exception as e:  # rosbags raises several kinds for a damaged bag
+        raise error(f"{bag}: not a readable rosbag2 bag: {' '.join(str(e).split())}") from None
+    conns = {key: [c for c in reader.connections if c.topic == name] for key, name in topics.items()}
+    return reader, conns
+
+
 def storage_files(bag: Path) -> list[Path]:
     """The bag's storage files in recording order: NAME_0, NAME_1, ..., then any other (the file a
     killed writer was writing, NAME.mcap)."""

@@ -392,20 +392,15 @@ def bag_settings(bag: Path) -> tuple[dict[str, str], str | None]:
 
 def read_bag(path: Path, progress: bool = True) -> BagRecords:
     """The records `align` needs from one rosbag2 bag."""
-    from rosbags.rosbag2 import Reader
     from tqdm import tqdm
 
+    from rt_rl.bagfile import open_bag
     from rt_rl.nodes.bag_recorder import rt_rl_typestore
 
     bag = bag_directory(path)
     topics, task = bag_settings(bag)
+    reader, conns = open_bag(bag, topics, DatasetError)
     try:
-        reader = Reader(bag)
-        reader.open()
-    except Exception as e:  # rosbags raises several kinds for a damaged bag
-        raise DatasetError(f"{bag}: not a readable rosbag2 bag: {' '.join(str(e).split())}") from None
-    try:
-        conns = {key: [c for c in reader.connections if c.topic == name] for key, name in topics.items()}
         for key in REQUIRED_TOPICS:
             if sum(c.msgcount for c in conns[key]) == 0:
                 hint = " (recorded before the arbiter published it)" if key == "actuation" else ""

@@ -244,18 +244,13 @@ def _ns(stamp) -> int:
 
 def read_bag(bag: Path, topics: dict[str, str], progress: bool = True) -> BagData:
     """Command times, action timings, the arbiter's diagnostics and the episode ends of one bag."""
-    from rosbags.rosbag2 import Reader
     from tqdm import tqdm
 
+    from rt_rl.bagfile import open_bag
     from rt_rl.nodes.bag_recorder import rt_rl_typestore
 
+    reader, conns = open_bag(bag, topics, ReportError)
     try:
-        reader = Reader(bag)
-        reader.open()
-    except Exception as e:  # rosbags raises several kinds for a damaged bag
-        raise ReportError(f"{bag}: not a readable rosbag2 bag: {e}") from None
-    try:
-        conns = {key: [c for c in reader.connections if c.topic == topic] for key, topic in topics.items()}
         if sum(c.msgcount for c in conns["command"]) == 0:
             raise ReportError(
                 f"{bag}: no {topics['command']} messages in this bag "

@@ -279,9 +279,6 @@ class ActuatorArbiter(RtNode):
         state = "scheduled" if self.planner.schedule is not None else "warming up"
         return state, self.statistics(whole_window=self.stop_event.is_set())
 
-    def on_shutdown(self) -> None:
-        self.report()  # final statistics: the launcher's summary covers the whole window
-
 
 def main(argv: list[str] | None = None) -> int:
     return run("actuator_arbiter", ActuatorArbiter, argv)

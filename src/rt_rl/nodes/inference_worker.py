@@ -169,7 +169,7 @@ class InferenceWorker(RtNode):
         self.follower = SlotFollower(self.worker_id)
         self.schedule: Schedule | None = None
         self.timing_differences: list[str] = []  # live vs the policy's training timing (timing_check)
-        self._warn_timing(info.timing)
+        self._set_trained_timing(info.timing)
         self._episode = -1
         self.provenance = Provenance(self.delay_calls)
         self.last_swap_shadow_calls = 0
@@ -194,7 +194,7 @@ class InferenceWorker(RtNode):
         self.start_reporting(p["statistics_rate_hz"])
         self.start_thread(self._loop, "inference")
 
-    def _warn_timing(self, timing: dict) -> None:
+    def _set_trained_timing(self, timing: dict) -> None:
         """Remember the running policy's training timing; compared with the live one at each schedule."""
         self._trained_timing = dict(timing)
         self._check_timing()
@@ -245,7 +245,7 @@ class InferenceWorker(RtNode):
                     f"refused: '{source}' loaded but not live after {SWAP_TIMEOUT:g} s "
                     f"(no observations reached this worker); still running {old}"
                 )
-        self._warn_timing(candidate.policy.info.timing)
+        self._set_trained_timing(candidate.policy.info.timing)
         self.get_logger().info(
             f"policy {old} -> {candidate.policy.version} live after {self.last_swap_shadow_calls} "
             f"shadow call(s) ({(time.monotonic() - t_offer) * 1e3:.0f} ms), loaded in {load_ms:.0f} ms"
