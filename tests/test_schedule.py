@@ -71,7 +71,7 @@ def test_bad_arguments_are_refused():
     with pytest.raises(ValueError):
         make_schedule(1, 0.0, 0.04, 0.0, 0.0)
     s = make_schedule(2, PERIOD, 0.04, 0.0, 0.0)
-    with pytest.raises(ValueError, match="worker_id"):
+    with pytest.raises(ValueError, match="not in this schedule"):
         s.next_start(2, 0.0)
 
 

@@ -29,6 +29,9 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Schedule:
+    """One grid. Slot k completes at `epoch + k * spacing` and belongs to `workers[k % len(workers)]`
+    (worker ids need not be 0..N-1: an auto-sized pool activates some of its processes)."""
+
     revision: int
     num_workers: int
     control_period: float
@@ -36,6 +39,15 @@ class Schedule:
     spacing: float
     lead: float
     epoch: float
+    workers: tuple[int, ...] = ()  # slot order; () = 0..num_workers-1
+    sensor_period: float = 0.0  # > 0: starts are moved to just after a sensor sample (see `start`)
+    sensor_phase: float = 0.0  # a time at which a fresh sample can be built into an observation
+
+    def __post_init__(self) -> None:
+        if not self.workers:
+            object.__setattr__(self, "workers", tuple(range(self.num_workers)))
+        if len(self.workers) != self.num_workers:
+            raise ValueError(f"schedule lists {len(self.workers)} workers, num_workers is {self.num_workers}")
 
     @property
     def cycle(self) -> float:
@@ -45,24 +57,51 @@ class Schedule:
     def predicted_fresh_ratio(self) -> float:
         return min(1.0, self.num_workers * self.control_period / max(self.inference_time, 1e-9))
 
+    def completion(self, k: int) -> float:
+        return self.epoch + k * self.spacing
+
+    def start(self, k: int) -> float:
+        """Slot k's start: `lead` before its completion, then moved back to just after the newest
+        sensor sample. The move costs no freshness (the sample it reads is the one it would have read
+        at the later start) and gives the inference up to one sensor period of extra slack."""
+        t = self.completion(k) - self.lead
+        if self.sensor_period > 0:
+            t = (
+                self.sensor_phase
+                + math.floor((t - self.sensor_phase) / self.sensor_period + 1e-9) * self.sensor_period
+            )
+        return t
+
+    def owner(self, k: int) -> int:
+        return self.workers[k % self.num_workers]
+
     def next_start(self, worker_id: int, now: float) -> tuple[float, int]:
         """Earliest start time >= now of a slot owned by `worker_id`, and that slot's index k."""
-        if not 0 <= worker_id < self.num_workers:
-            raise ValueError(f"worker_id {worker_id} outside 0..{self.num_workers - 1}")
-        # Slots owned by the worker: k = worker_id + j*N; start = epoch + k*spacing - lead.
-        first = self.epoch + worker_id * self.spacing - self.lead
+        if worker_id not in self.workers:
+            raise ValueError(f"worker {worker_id} is not in this schedule ({list(self.workers)})")
+        i = self.workers.index(worker_id)
+        first = self.epoch + i * self.spacing - self.lead
         j = max(0, math.ceil((now - first) / self.cycle - 1e-9))
-        return first + j * self.cycle, worker_id + j * self.num_workers
+        while self.start(i + j * self.num_workers) < now - 1e-12:  # an aligned start is a bit earlier
+            j += 1
+        k = i + j * self.num_workers
+        return self.start(k), k
 
     def next_slot_start(self, now: float) -> float:
         """Earliest start time >= now of any worker's slot (sensor_ingest builds an observation for it)."""
         return self.next_slot(now)[0]
 
     def next_slot(self, now: float) -> tuple[float, int]:
-        """Earliest start time >= now of any worker's slot, and the worker that owns it (k mod N)."""
+        """Earliest start time >= now of any worker's slot, and the worker that owns it."""
+        start, k = self.next_slot_index(now)
+        return start, self.owner(k)
+
+    def next_slot_index(self, now: float) -> tuple[float, int]:
         first = self.epoch - self.lead
         k = max(0, math.ceil((now - first) / self.spacing - 1e-9))
-        return first + k * self.spacing, k % self.num_workers
+        while self.start(k) < now - 1e-12:
+            k += 1
+        return self.start(k), k
 
 
 def make_schedule(
@@ -73,6 +112,9 @@ def make_schedule(
     not_before: float,
     margin: float = 0.001,
     revision: int = 1,
+    workers: tuple[int, ...] = (),
+    sensor_period: float = 0.0,
+    sensor_phase: float = 0.0,
 ) -> Schedule:
     """Lay a grid whose first slot is an arbiter tick, late enough that no start is before `not_before`.
 
@@ -84,9 +126,148 @@ def make_schedule(
         raise ValueError("control_period and inference_time must be > 0")
     spacing = max(control_period, inference_time / num_workers)
     lead = inference_time + margin
-    n = math.ceil((not_before + lead - tick_phase) / control_period)
+    n = math.ceil((not_before + lead + sensor_period - tick_phase) / control_period - 1e-9)
     epoch = tick_phase + n * control_period
-    return Schedule(revision, num_workers, control_period, inference_time, spacing, lead, epoch)
+    return Schedule(
+        revision,
+        num_workers,
+        control_period,
+        inference_time,
+        spacing,
+        lead,
+        epoch,
+        tuple(workers),
+        sensor_period,
+        sensor_phase,
+    )
+
+
+class GridTimeline:
+    """The grids in force, oldest first: what a worker or the ingest follows across a re-lay.
+
+    A new grid does not cut the old one off at the moment it arrives. The old grid keeps serving
+    every slot that completes before the new epoch, as long as the worker that owns it can finish it
+    (at the new grid's T) before that worker's first start on the new grid; the new grid serves from
+    its epoch on. So a grid change drops no tick the old grid would have served, and no worker has
+    two inferences at once. The arbiter lays the new grid so that this holds (`next_grid`).
+    """
+
+    def __init__(self, keep: int = 3) -> None:
+        self.grids: list[Schedule] = []
+        self.keep = keep
+
+    @property
+    def current(self) -> Schedule | None:
+        return self.grids[-1] if self.grids else None
+
+    def update(self, schedule: Schedule) -> bool:
+        """Add a newer grid (True) or ignore a repeat or an older one (False)."""
+        if self.grids and schedule.revision <= self.grids[-1].revision:
+            return False
+        self.grids.append(schedule)
+        del self.grids[: -self.keep]
+        return True
+
+    def _valid(self, i: int, k: int) -> bool:
+        """Slot k of grid i is served: it completes before the next grid's epoch and its owner can
+        finish it before its own first start on the next grid."""
+        if i == len(self.grids) - 1:
+            return True
+        g, nxt = self.grids[i], self.grids[i + 1]
+        if g.completion(k) >= nxt.epoch - 1e-9:
+            return False
+        w = g.owner(k)
+        if w not in nxt.workers:
+            return True  # leaving the pool: it serves its old slots, then has none
+        return g.start(k) + nxt.inference_time <= nxt.start(nxt.workers.index(w)) + 1e-9
+
+    def next_start(self, worker_id: int, now: float) -> tuple[float, int, Schedule] | None:
+        """Earliest served slot of `worker_id` starting at or after `now`: (start, k, its grid)."""
+        for i, g in enumerate(self.grids):
+            if worker_id not in g.workers:
+                continue
+            start, k = g.next_start(worker_id, now)
+            while True:
+                if self._valid(i, k):
+                    return start, k, g
+                if i == len(self.grids) - 1 or g.completion(k) >= self.grids[i + 1].epoch:
+                    break  # later slots of this grid are past its end
+                start, k = g.next_start(worker_id, start + 1e-9)
+        return None
+
+    def next_slot(self, now: float) -> tuple[float, int] | None:
+        """Earliest served slot of any worker starting at or after `now`: (start, owner)."""
+        for i, g in enumerate(self.grids):
+            start, k = g.next_slot_index(now)
+            while True:
+                if self._valid(i, k):
+                    return start, g.owner(k)
+                if i == len(self.grids) - 1 or g.completion(k) >= self.grids[i + 1].epoch:
+                    break
+                start, k = g.next_slot_index(start + 1e-9)
+        return None
+
+
+def next_grid(
+    old: Schedule | None,
+    workers: tuple[int, ...],
+    control_period: float,
+    inference_time: float,
+    tick_phase: float,
+    now: float,
+    margin: float,
+    notice: float,
+    sensor_period: float = 0.0,
+    sensor_phase: float = 0.0,
+) -> Schedule:
+    """The grid that follows `old` without losing a tick the old one would serve.
+
+    Its epoch is the first tick a `notice` after `now` (time for every worker to hear of it) plus its
+    lead. The workers take the new slots in the order in which they finish their last old slot, so
+    the first new slot goes to the worker free first: with the new T within the old cycle, every old
+    slot before the new epoch is still served (`GridTimeline`). A worker new to the pool is free at
+    once and goes first.
+    """
+    if not workers:
+        raise ValueError("a grid needs at least one worker")
+    revision = old.revision + 1 if old else 1
+    base = make_schedule(
+        len(workers),
+        control_period,
+        inference_time,
+        tick_phase,
+        now + notice,
+        margin,
+        revision,
+        tuple(workers),
+        sensor_period,
+        sensor_phase,
+    )
+    if old is None:
+        return base
+
+    def free_at(w: int) -> float:
+        if w not in old.workers:
+            return -math.inf
+        # the last old slot of w that completes before the new epoch, finished at the new T
+        k = old.workers.index(w) + old.num_workers * math.floor(
+            (base.epoch - 1e-9 - old.completion(old.workers.index(w))) / old.cycle
+        )
+        return old.start(k) + inference_time if k >= 0 else -math.inf
+
+    order = tuple(sorted(workers, key=lambda w: (free_at(w), w)))
+    return Schedule(
+        revision,
+        base.num_workers,
+        control_period,
+        inference_time,
+        base.spacing,
+        base.lead,
+        base.epoch,
+        order,
+        sensor_period,
+        sensor_phase,
+    )
 
 
 def needs_retune(current: Schedule, estimate: float, tolerance: float) -> bool:
@@ -99,14 +280,16 @@ def needs_retune(current: Schedule, estimate: float, tolerance: float) -> bool:
 
 
 class Retuner:
-    """Decides when to re-lay the grid: only when T has been off by more than `tolerance` for
-    `hold_time` seconds in a row. A one-off burst of slow inferences (a page-cache flush, another
-    process) then costs a few late actions instead of a grid change, whose transition costs more.
+    """Decides when to re-lay the grid: only when T has been off by more than `tolerance` for a while.
+    A one-off burst of slow inferences (a page-cache flush, another process) then costs a few late
+    actions instead of a grid change. An overrun (T above the grid's) waits `overrun_hold`, shorter:
+    a grid laid for too small a T misses ticks until it is re-laid; a shrink waits `hold_time`.
     """
 
-    def __init__(self, tolerance: float, hold_time: float) -> None:
+    def __init__(self, tolerance: float, hold_time: float, overrun_hold: float | None = None) -> None:
         self.tolerance = tolerance
         self.hold_time = hold_time
+        self.overrun_hold = hold_time if overrun_hold is None else min(overrun_hold, hold_time)
         self._off_since: float | None = None
 
     def update(self, now: float, current: Schedule, estimate: float) -> bool:
@@ -115,10 +298,60 @@ class Retuner:
             return False
         if self._off_since is None:
             self._off_since = now
-        if now - self._off_since >= self.hold_time:
+        hold = self.overrun_hold if estimate > current.inference_time else self.hold_time
+        if now - self._off_since >= hold:
             self._off_since = None
             return True
         return False
+
+
+class PoolSizer:
+    """How many workers an auto-sized pool keeps active: the fewest that give a fresh action every
+    tick, ceil(T / P) + `extra` (one more than the bare N*P >= T, for jitter), within [min, max].
+    It grows at once (a missing worker costs ticks) and shrinks only after the smaller size has held
+    for `shrink_hold` seconds (a retired worker is a process to restart)."""
+
+    def __init__(self, min_workers: int, max_workers: int, extra: int = 1, shrink_hold: float = 5.0) -> None:
+        if not 1 <= min_workers <= max_workers:
+            raise ValueError(f"need 1 <= min_workers <= max_workers, got {min_workers}, {max_workers}")
+        self.min_workers, self.max_workers, self.extra, self.shrink_hold = (
+            min_workers,
+            max_workers,
+            extra,
+            shrink_hold,
+        )
+        self.size: int | None = None
+        self._smaller_since: float | None = None
+
+    def wanted(self, inference_time: float, control_period: float) -> int:
+        n = math.ceil(inference_time / control_period - 1e-9) + self.extra
+        return max(self.min_workers, min(self.max_workers, n))
+
+    def update(self, inference_time: float, control_period: float, now: float) -> int:
+        want = self.wanted(inference_time, control_period)
+        if self.size is None or want > self.size:
+            self.size, self._smaller_since = want, None
+        elif want < self.size:
+            if self._smaller_since is None:
+                self._smaller_since = now
+            if now - self._smaller_since >= self.shrink_hold:
+                self.size, self._smaller_since = want, None
+        else:
+            self._smaller_since = None
+        return self.size
+
+
+def pool_processes(
+    alive: list[int], active: list[int], wanted: int, spares: int, max_workers: int
+) -> tuple[list[int], list[int]]:
+    """The launcher's side of an auto pool: worker ids to start and to retire so that `wanted` active
+    workers have `spares` warm ones beside them (processes up, torch imported, policy warm). Starts
+    take the lowest free ids; retirements the highest idle ones (never an active worker)."""
+    target = min(max_workers, wanted + spares)
+    start = [w for w in range(max_workers) if w not in alive][: max(0, target - len(alive))]
+    idle = sorted((w for w in alive if w not in active), reverse=True)
+    retire = idle[: max(0, len(alive) - target)]
+    return start, retire
 
 
 class InferenceTimeEstimator:
@@ -169,11 +402,22 @@ class SlotFollower:
 
     def next_slot(self, schedule: Schedule, now: float) -> tuple[float, int]:
         """(start time, slot index) of the next slot to run; a start time < now means: start at once."""
-        slack = self.late_fraction * schedule.spacing
-        start, k = schedule.next_start(self.worker_id, now - slack)
-        if (schedule.revision, k) <= self.last:
-            start, k = schedule.next_start(self.worker_id, start + 0.5 * schedule.cycle)
-        return start, k
+        timeline = GridTimeline()
+        timeline.update(schedule)
+        found = self.next_in(timeline, now)
+        if found is None:
+            raise ValueError(f"worker {self.worker_id} is not in this schedule ({list(schedule.workers)})")
+        return found[0], found[1]
+
+    def next_in(self, timeline: GridTimeline, now: float) -> tuple[float, int, Schedule] | None:
+        """The next slot to run across the grids in force: (start, k, its grid), or None (a spare)."""
+        grid = timeline.current
+        if grid is None:
+            return None
+        found = timeline.next_start(self.worker_id, now - self.late_fraction * grid.spacing)
+        while found is not None and (found[2].revision, found[1]) <= self.last:
+            found = timeline.next_start(self.worker_id, found[0] + 1e-9)
+        return found
 
     def started(self, schedule: Schedule, k: int, start: float, now: float) -> None:
         """Record that slot k began at `now` (planned `start`); counts late starts and slots passed over."""
@@ -185,18 +429,32 @@ class SlotFollower:
         self.last = (schedule.revision, k)
 
 
+def sensor_phase(stamps: list[float], period: float) -> float:
+    """The phase (in [0, period)) of sensor samples taken every `period`, from some of their stamps:
+    a circular mean, robust to stamps on both sides of the wrap."""
+    if period <= 0 or not stamps:
+        raise ValueError("need a period > 0 and at least one stamp")
+    angles = [2 * math.pi * ((t % period) / period) for t in stamps]
+    mean = math.atan2(sum(map(math.sin, angles)), sum(map(math.cos, angles)))
+    return (mean / (2 * math.pi) % 1.0) * period
+
+
 class SchedulePlanner:
-    """The arbiter's side: the warm-up gate, the first grid and the retunes (no ROS here).
+    """The arbiter's side: the warm-up gate, the first grid, the retunes and, for an auto-sized pool,
+    which workers are active (no ROS here).
 
     Gate: no grid is laid on a guess. Every worker must have been heard `warmup_samples` times (its
     inference time is measured, its actions reach the arbiter) and must be subscribed to the schedule
     (DDS discovery of a late joiner can take a while on a busy machine). The first `discard` samples of
     each worker are not used: the first inferences of a fresh process are slow (cold caches, lazy
     initialisation; seen here: 70 ms against a steady 6 ms), and a high percentile of a few samples
-    would lay the first grid for that. Then the first grid is laid
-    from a high percentile of the measured inference times, and re-laid when that estimate stays beyond
-    the retune tolerance for `retune_hold` seconds. A new grid starts after every inference of the old
-    one has finished (`not_before = now + old lead`), so no two workers collide.
+    would lay the first grid for that.
+
+    Then a grid is re-laid (`next_grid`, no tick lost) when the high-percentile estimate of T stays
+    beyond the retune tolerance (`Retuner`), when a worker joins (heard again, or a new process) or
+    leaves (not heard for `lost_after` seconds, or three of its cycles), and, with a `PoolSizer`, when
+    the number of workers T needs changes: the active ones are the lowest ids heard; the others are
+    warm spares that send a heartbeat and wait.
     """
 
     def __init__(
@@ -208,46 +466,94 @@ class SchedulePlanner:
         retuner: Retuner,
         estimator: InferenceTimeEstimator | None = None,
         discard: int = 0,
+        pool: PoolSizer | None = None,
+        notice: float = 0.06,
+        lost_after: float = 1.5,
+        sensor_period: float = 0.0,
+        sensor_offset: float = 0.0,
     ) -> None:
-        self.num_workers = num_workers
+        self.num_workers = num_workers  # worker ids are 0..num_workers-1 (max_workers for a pool)
         self.control_period = control_period
         self.margin = margin
         self.warmup_samples = warmup_samples
         self.retuner = retuner
         self.estimator = estimator or InferenceTimeEstimator()
         self.discard = discard
+        self.pool = pool
+        self.notice = notice
+        self.lost_after = lost_after
+        self.sensor_period = sensor_period
+        self.sensor_offset = sensor_offset  # sample stamp -> observation ready at the worker
+        self._stamps: list[float] = []
         self.heard = [0] * num_workers
+        self.last_heard: list[float | None] = [None] * num_workers
         self.schedule: Schedule | None = None
+        self.wanted: int | None = None
 
-    def add_inference(self, worker_id: int, seconds: float) -> None:
+    def add_inference(self, worker_id: int, seconds: float, at: float | None = None) -> None:
+        """A worker's measured inference time (`at`: monotonic time it was heard; None: not tracked)."""
         if not 0 <= worker_id < self.num_workers:
             return  # not a worker of this graph (the arbiter counts it elsewhere)
         self.heard[worker_id] += 1
+        if at is not None:
+            self.last_heard[worker_id] = at
         if self.heard[worker_id] > self.discard:
             self.estimator.add(seconds)
+
+    def add_observation_stamp(self, stamp: float) -> None:
+        """Sensor stamp of an observation an action was computed from (for the sensor phase)."""
+        if stamp > 0:
+            self._stamps.append(stamp)
+            del self._stamps[:-64]
 
     def ready(self, subscribers: int) -> bool:
         return min(self.heard) >= self.discard + self.warmup_samples and subscribers >= self.num_workers
 
+    def alive(self, monotonic_now: float) -> list[int]:
+        s = self.schedule
+        limit = max(self.lost_after, 3 * s.cycle) if s else self.lost_after
+        return [
+            w
+            for w in range(self.num_workers)
+            if self.heard[w] > self.discard
+            and (self.last_heard[w] is None or monotonic_now - self.last_heard[w] <= limit)
+        ]
+
     def plan(self, now: float, tick_phase: float, subscribers: int, monotonic_now: float) -> Schedule | None:
         """A new grid to publish, or None to keep the current one. `now`/`tick_phase` are on the
-        grid's clock; `monotonic_now` times the retune hold."""
+        grid's clock; `monotonic_now` times the holds and who is alive."""
         current = self.schedule
         if current is None and not self.ready(subscribers):
             return None
         if not len(self.estimator):
             return None
         estimate = self.estimator.estimate()
-        if current is not None and not self.retuner.update(monotonic_now, current, estimate):
+        alive = self.alive(monotonic_now)
+        if not alive:
             return None
-        lead = current.lead if current else estimate
-        self.schedule = make_schedule(
-            self.num_workers,
+        if self.pool is not None:
+            self.wanted = self.pool.update(estimate + self.margin, self.control_period, monotonic_now)
+            workers = tuple(alive[: self.wanted])
+        else:
+            self.wanted = self.num_workers
+            workers = tuple(alive)
+        if current is not None:
+            same_pool = set(workers) == set(current.workers)
+            if same_pool and not self.retuner.update(monotonic_now, current, estimate):
+                return None
+        phase = 0.0
+        if self.sensor_period > 0 and self._stamps:
+            phase = sensor_phase(self._stamps, self.sensor_period) + self.sensor_offset
+        self.schedule = next_grid(
+            current,
+            workers,
             self.control_period,
             estimate,
-            tick_phase=tick_phase,
-            not_before=now + lead,
-            margin=self.margin,
-            revision=(current.revision + 1) if current else 1,
+            tick_phase,
+            now,
+            self.margin,
+            self.notice,
+            self.sensor_period if self._stamps else 0.0,
+            phase,
         )
         return self.schedule

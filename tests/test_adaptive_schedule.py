@@ -1,0 +1,156 @@
+"""The adaptive schedule in simulated time: recovery, re-spacing, lossless grid changes, auto pool,
+sensor-phase alignment (the planner and followers the nodes run, on a simulated clock)."""
+
+import math
+
+import numpy as np
+import pytest
+
+from rt_rl.core.pool_sim import simulate_pool
+from rt_rl.core.schedule import (
+    GridTimeline,
+    InferenceTimeEstimator,
+    PoolSizer,
+    Retuner,
+    SchedulePlanner,
+    SlotFollower,
+    make_schedule,
+    next_grid,
+    pool_processes,
+    sensor_phase,
+)
+
+P = 0.01
+
+
+def planner(n, pool=None, **kw):
+    return SchedulePlanner(
+        n,
+        P,
+        0.001,
+        warmup_samples=3,
+        retuner=Retuner(0.1, 2.0, overrun_hold=0.2),
+        estimator=InferenceTimeEstimator(window=30, percentile=95),
+        pool=pool,
+        **kw,
+    )
+
+
+def completion_gaps(run, start, end):
+    ends = sorted(i.end for i in run.inferences if start <= i.end < end and i.revision > 0)
+    return np.diff(ends)
+
+
+def test_underestimated_first_inference_time_recovers_to_even_spacing():
+    # first grid laid while inferences take 15 ms; from t = 1 s they take 45 ms (6 workers: enough)
+    run = simulate_pool(planner(6), lambda w, t: 0.015 if t < 1.0 else 0.045, P, seconds=4.0)
+    assert run.fresh_ratio(1.0, 1.5) < 0.95  # the 15 ms grid cannot be kept with 45 ms inferences
+    assert run.grids[-1].inference_time == pytest.approx(0.045)
+    assert run.fresh_ratio(2.0, 4.0) == 1.0
+    np.testing.assert_allclose(completion_gaps(run, 2.0, 4.0), P, atol=2e-4)  # one per tick, even
+
+
+def test_removing_a_worker_respaces_the_rest():
+    # 6 workers, T = 35 ms; worker 5 dies at t = 2 s: the 5 left still cover every tick once re-spaced
+    run = simulate_pool(planner(6), lambda w, t: 0.035, P, seconds=6.0, alive=lambda w, t: w != 5 or t < 2.0)
+    last = run.grids[-1]
+    assert set(last.workers) == {0, 1, 2, 3, 4}
+    assert run.fresh_ratio(4.0, 6.0) == 1.0
+    np.testing.assert_allclose(completion_gaps(run, 4.0, 6.0), P, atol=2e-4)
+    owners = [i.worker for i in sorted(run.inferences, key=lambda i: i.end) if 4.0 <= i.end < 6.0]
+    assert all(owners[j] != owners[j + 1] for j in range(len(owners) - 1))  # round robin, no gap
+
+
+def _follow(timeline, t_actual, start, end):
+    """Completions when each worker follows `timeline` from `start` and an inference takes t_actual."""
+    out = []
+    for w in {w for g in timeline.grids for w in g.workers}:
+        f, now = SlotFollower(w), start
+        while (found := f.next_in(timeline, now)) is not None and found[0] < end:
+            s, k, g = found
+            begin = max(s, now)
+            assert begin - s <= 0.1 * g.spacing, "a worker is still busy when its slot starts"
+            f.started(g, k, s, begin)
+            out.append((begin + t_actual(g), w))
+            now = begin + t_actual(g)
+    return sorted(out)
+
+
+@pytest.mark.parametrize(
+    "new_t,new_workers",
+    [
+        (0.035, (0, 1, 2, 3, 4, 5)),
+        (0.048, (0, 1, 2, 3, 4, 5)),
+        (0.041, (0, 1, 2, 3, 4, 5, 6)),
+        (0.041, (0, 1, 2, 3, 4)),
+    ],
+    ids=["T shrinks", "T grows", "worker joins", "worker leaves"],
+)
+def test_grid_change_drops_no_tick_the_old_grid_would_have_served(new_t, new_workers):
+    old = make_schedule(6, P, 0.041, tick_phase=0.0, not_before=0.0, margin=0.001)
+    new = next_grid(old, new_workers, P, new_t, tick_phase=0.0, now=1.003, margin=0.001, notice=0.06)
+    timeline = GridTimeline()
+    timeline.update(old)
+    timeline.update(new)
+    # inferences of the old grid take its T, of the new grid the new T (what the retune was for)
+    done = _follow(timeline, lambda g: g.inference_time, old.epoch - old.lead, 2.0)
+    ticks = np.arange(math.ceil(old.epoch / P), math.floor(1.9 / P)) * P
+    served = [any(tick - P < c <= tick + 1e-9 for c, _ in done) for tick in ticks]
+    assert all(served)  # every tick before, across and after the change has its fresh action
+    assert new.epoch >= 1.003 + 0.06
+
+
+def test_auto_pool_grows_at_once_and_shrinks_after_hold():
+    sizer = PoolSizer(1, 10, extra=1, shrink_hold=5.0)
+    assert sizer.update(0.041, P, now=0.0) == 6  # ceil(4.1) + 1
+    assert sizer.update(0.081, P, now=1.0) == 10  # ceil(8.1) + 1: at once
+    assert sizer.update(0.041, P, now=2.0) == 10  # smaller, not yet held
+    assert sizer.update(0.041, P, now=6.9) == 10
+    assert sizer.update(0.041, P, now=7.0) == 6
+
+
+def test_pool_processes_keep_spares_and_never_retire_an_active_worker():
+    start, retire = pool_processes(
+        alive=[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], active=[0, 1, 2, 3, 4, 5], wanted=6, spares=2, max_workers=10
+    )
+    assert start == [] and retire == [9, 8]
+    start, retire = pool_processes(
+        alive=[0, 1, 2, 3, 4, 5, 6, 7], active=[0, 1, 2, 3, 4, 5, 6, 7], wanted=10, spares=2, max_workers=12
+    )
+    assert start == [8, 9, 10, 11] and retire == []
+    start, retire = pool_processes(alive=[0, 1, 2, 3], active=[0, 1, 2, 3], wanted=2, spares=0, max_workers=4)
+    assert start == [] and retire == []  # active ones stay until a new grid has dropped them
+
+
+def test_auto_pool_uses_warm_spares_when_latency_doubles():
+    # max 10 workers alive, T 41 ms -> 6 active; at t = 3 s T doubles: spares join within a second
+    sizer = PoolSizer(1, 10, extra=1, shrink_hold=5.0)
+    run = simulate_pool(planner(10, pool=sizer), lambda w, t: 0.041 if t < 3.0 else 0.082, P, seconds=6.0)
+    before = [g for g in run.grids if g.epoch < 3.0][-1]
+    assert before.num_workers == 6
+    assert run.fresh_ratio(2.0, 3.0) == 1.0
+    assert run.grids[-1].num_workers == 10
+    assert run.fresh_ratio(4.0, 6.0) == 1.0
+    assert run.fresh_ratio(3.0, 4.0) >= 0.8
+
+
+def test_starts_move_to_just_after_a_sensor_sample_without_changing_the_sample_read():
+    sensor = 0.004
+    plain = make_schedule(3, P, 0.025, tick_phase=0.0, not_before=1.0)
+    aligned = make_schedule(
+        3, P, 0.025, tick_phase=0.0, not_before=1.0, sensor_period=sensor, sensor_phase=0.0011
+    )
+    for k in range(50):
+        s, s0 = aligned.start(k), plain.start(k + (aligned.epoch - plain.epoch) / aligned.spacing)
+        assert (s - 0.0011) / sensor == pytest.approx(round((s - 0.0011) / sensor), abs=1e-6)
+        assert s0 - sensor < s <= s0 + 1e-12
+        # the newest sample ready at s is the one ready at the unaligned start
+        assert math.floor((s - 0.0011) / sensor + 1e-9) == math.floor((s0 - 0.0011) / sensor + 1e-9)
+
+
+@pytest.mark.parametrize("phase", [0.0, 0.0005, 0.0039])
+def test_sensor_phase_is_found_across_the_wrap(phase):
+    rng = np.random.default_rng(0)
+    stamps = [100.0 + phase + 0.004 * i + rng.normal(0, 5e-5) for i in range(40)]
+    got = sensor_phase(stamps, 0.004)
+    assert min(abs(got - phase), 0.004 - abs(got - phase)) < 2e-4
