@@ -18,10 +18,10 @@ from launch_ros.actions import Node
 from rt_rl.graph import (
     describe_graph,
     expand_params,
-    graph_setting,
     load_params,
     node_environment,
     wants_recording,
+    worker_pool,
     write_params,
 )
 
@@ -30,11 +30,17 @@ def _nodes(context):
     params_file = LaunchConfiguration("params_file").perform(context)
     params = load_params(params_file)
     workers_arg = LaunchConfiguration("num_workers").perform(context)
-    n = int(workers_arg) if workers_arg else int(graph_setting(params, "num_workers", 1))
+    # `auto` starts max_workers processes; the arbiter activates what T needs, the rest stay warm
+    # spares (ros2 launch does not start or retire processes live; `rt-rl launch` does)
+    pool = worker_pool(
+        params, (workers_arg if workers_arg == "auto" else int(workers_arg)) if workers_arg else None
+    )
+    n = pool.processes
     latency = LaunchConfiguration("synthetic_latency").perform(context)
     overrides = {"synthetic_latency": float(latency)} if latency else {}
     expanded = write_params(
-        expand_params(params, n, overrides), os.path.join(tempfile.mkdtemp(prefix="rt_rl_"), "params.yaml")
+        expand_params(params, n, overrides, pool.auto),
+        os.path.join(tempfile.mkdtemp(prefix="rt_rl_"), "params.yaml"),
     )
     with_sim = LaunchConfiguration("with_sim").perform(context).lower() in ("1", "true", "yes")
     actions = []

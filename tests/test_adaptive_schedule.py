@@ -154,3 +154,21 @@ def test_sensor_phase_is_found_across_the_wrap(phase):
     stamps = [100.0 + phase + 0.004 * i + rng.normal(0, 5e-5) for i in range(40)]
     got = sensor_phase(stamps, 0.004)
     assert min(abs(got - phase), 0.004 - abs(got - phase)) < 2e-4
+
+
+@pytest.mark.parametrize("sensor", [0.0, 0.002, 0.004])
+def test_follower_advances_on_wall_clock_times(sensor):
+    # at 1.8e9 s a 1 ns step does not change a float, and an aligned start sits before the unaligned
+    # one: either way the follower must move on to its next slot (both once looped for ever live)
+    s = make_schedule(
+        5, P, 0.041, tick_phase=1.795e9, not_before=1.795e9 + 1.0, sensor_period=sensor, sensor_phase=0.0017
+    )
+    timeline = GridTimeline()
+    timeline.update(s)
+    f, now, ks = SlotFollower(2), 1.795e9 + 1.0, []
+    for _ in range(50):
+        start, k, g = f.next_in(timeline, now)
+        f.started(g, k, start, start)
+        ks.append(k)
+        now = start  # an inference shorter than the late-start slack
+    assert ks == [2 + 5 * j for j in range(50)]

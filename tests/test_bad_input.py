@@ -1,5 +1,7 @@
 """Bad input: every process refuses to start with one line naming the parameter or file."""
 
+from pathlib import Path
+
 import pytest
 import yaml
 from conftest import REPO, run_cli, run_node
@@ -44,7 +46,22 @@ def test_launcher_refuses_zero_workers(ros_env, tmp_path):
         ["launch", "config/bench_100hz.yaml", "--workers", "0", "--run-dir", str(tmp_path)], ros_env
     )
     assert proc.returncode == 2
-    assert "num_workers" in proc.stderr
+    assert "--workers: an integer >= 1 or 'auto', got '0'" in proc.stderr
+
+
+def test_launcher_refuses_an_auto_pool_without_a_sane_max(ros_env, tmp_path):
+    params = tmp_path / "p.yaml"
+    params.write_text(
+        Path("config/bench_100hz.yaml")
+        .read_text()
+        .replace("num_workers: 1", "num_workers: auto\n    max_workers: 0")
+    )
+    proc = run_cli(["launch", str(params), "--run-dir", str(tmp_path / "run")], ros_env)
+    assert proc.returncode == 2
+    assert (
+        proc.stderr.strip().splitlines()[-1]
+        == "rt-rl launch: error: max_workers must be an integer >= 1, got 0"
+    )
 
 
 def test_launcher_relays_a_node_refusal_and_stops_everything(ros_env, tmp_path):

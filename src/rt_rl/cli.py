@@ -21,6 +21,18 @@ from pathlib import Path
 DEFAULT_PARAMS = "config/demo.yaml"
 
 
+def _workers_arg(value: str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"an integer >= 1 or 'auto', got {value!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"an integer >= 1 or 'auto', got {value!r}")
+    return n
+
+
 def _default_params() -> str:
     """config/demo.yaml from the checkout, or the installed share/rt_rl/config copy."""
     if Path(DEFAULT_PARAMS).is_file():
@@ -40,7 +52,11 @@ def _launch(argv: list[str]) -> int:
         "--duration", type=float, help="seconds to measure after warm-up, then stop (default: Ctrl-C)"
     )
     ap.add_argument("--summary", help="write the summary JSON here (default RUN_DIR/summary.json)")
-    ap.add_argument("--workers", type=int, help="number of inference workers (overrides num_workers)")
+    ap.add_argument(
+        "--workers",
+        type=_workers_arg,
+        help="number of inference workers, or 'auto' (sized from T; see max_workers, warm_spares)",
+    )
     ap.add_argument(
         "--synthetic-latency", type=float, help="seconds added to every inference (emulated model)"
     )

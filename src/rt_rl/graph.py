@@ -93,7 +93,6 @@ TOPICS: dict[str, TopicSpec] = {
 }  # fmt: skip
 
 
-
 def worker_observation_topic(observation_topic: str, worker_id: int) -> str:
     """The topic that carries only worker `worker_id`'s observations (those built for its slots).
 
@@ -203,15 +202,53 @@ def graph_setting(params: dict[str, Any], name: str, default: Any) -> Any:
     return params.get(GLOBAL, {}).get("ros__parameters", {}).get(name, default)
 
 
+@dataclass(frozen=True)
+class WorkerPool:
+    """How many worker processes a graph starts. `num_workers: N` starts N, all active. `num_workers:
+    auto` starts `max_workers`; the arbiter activates the fewest that give a fresh action every tick
+    (about ceil(T/P) + 1) and the rest are warm spares, of which the launcher keeps `warm_spares`
+    running (retiring the others and starting new ones as T changes)."""
+
+    processes: int
+    auto: bool = False
+    warm_spares: int = 0
+
+
+POOL_KEYS = ("max_workers", "warm_spares")  # launcher settings in `/**`, not node parameters
+
+
+def worker_pool(params: dict[str, Any], override: int | str | None = None) -> WorkerPool:
+    """The pool of a params file (or of `--workers`); ParamsFileError (one line) when it makes no sense."""
+    value = override if override is not None else graph_setting(params, "num_workers", 1)
+    if value == "auto":
+        most, spares = graph_setting(params, "max_workers", 8), graph_setting(params, "warm_spares", 2)
+        for name, v, low in (("max_workers", most, 1), ("warm_spares", spares, 0)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < low:
+                raise ParamsFileError(f"{name} must be an integer >= {low}, got {v!r}")
+        return WorkerPool(most, auto=True, warm_spares=spares)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ParamsFileError(f"num_workers must be an integer >= 1 or 'auto', got {value!r}")
+    return WorkerPool(value)
+
+
 def expand_params(
-    params: dict[str, Any], num_workers: int, worker_overrides: dict[str, Any] | None = None
+    params: dict[str, Any],
+    num_workers: int,
+    worker_overrides: dict[str, Any] | None = None,
+    auto_workers: bool = False,
 ) -> dict:
-    """Per-worker sections from the shared `inference_worker` one; `num_workers` set once, graph-wide."""
+    """Per-worker sections from the shared `inference_worker` one; `num_workers` set once, graph-wide
+    (for an auto pool: the most workers, and the arbiter's `auto_workers`)."""
     out = copy.deepcopy(params)
     out.setdefault(GLOBAL, {"ros__parameters": {}})
     for section in out.values():
         section["ros__parameters"].pop("num_workers", None)
+        for key in POOL_KEYS:
+            section["ros__parameters"].pop(key, None)
     out[GLOBAL]["ros__parameters"]["num_workers"] = num_workers
+    if auto_workers:
+        arbiter = out.setdefault("actuator_arbiter", {"ros__parameters": {}})["ros__parameters"]
+        arbiter["auto_workers"] = True
     shared = {**out.pop(WORKER, {"ros__parameters": {}})["ros__parameters"], **(worker_overrides or {})}
     for spec in describe_graph(num_workers):
         if spec.name.startswith(WORKER):

@@ -26,22 +26,25 @@ from pathlib import Path
 from typing import Any
 
 from rt_rl.core.measurement import CpuWindow
+from rt_rl.core.schedule import pool_processes
 from rt_rl.graph import (
     RECORDER,
     NodeSpec,
     ParamsFileError,
+    WorkerPool,
     describe_graph,
     expand_params,
-    graph_setting,
     load_params,
     node_environment,
     wants_recording,
+    worker_pool,
 )
 from rt_rl.graph import write_params as write_params_file
 from rt_rl.prefork import PreforkedProcess
 
 EXIT_OK, EXIT_CONFIG, EXIT_CHILD_DIED, EXIT_STARTUP, EXIT_INTERRUPTED = 0, 2, 3, 4, 130
 MAX_RESPAWNS = 3
+POOL_PERIOD = 0.5  # s between auto-pool checks
 TIMELINE_PERIOD = 5.0  # s between timeline.jsonl records
 STOP_TIMEOUT = 5.0
 
@@ -69,6 +72,7 @@ class Child:
     tail: deque = field(default_factory=lambda: deque(maxlen=20))
     preforked: PreforkedProcess | None = None  # forked early, released at its stage (first start only)
     gone: bool = False  # an optional node that exited and is not coming back
+    retired: bool = False  # a worker the auto pool stopped (not a failure; may be started again)
 
     def prefork(self) -> None:
         for module in self.spec.preload:
@@ -188,7 +192,7 @@ class LaunchOptions:
     params_file: str
     duration: float | None = None
     summary_path: str | None = None
-    workers: int | None = None
+    workers: int | str | None = None  # a count or "auto"
     synthetic_latency: float | None = None
     run_dir: str | None = None
     startup_timeout: float = 90.0
@@ -210,6 +214,9 @@ class Launcher:
         self.window_start_wall = float("inf")
         self.startup_s: float | None = None
         self.startup_times: dict[str, float] = {}  # s from its stage's start to a node's first report
+        self.pool = WorkerPool(1)
+        self.pool_events: list[dict] = []  # auto pool: workers started and retired, when
+        self._next_resize = 0.0
 
     def log(self, text: str) -> None:
         if not self.o.quiet:
@@ -221,9 +228,11 @@ class Launcher:
             params = load_params(self.o.params_file)
         except ParamsFileError as err:
             raise LaunchError(str(err), EXIT_CONFIG) from None
-        n = self.o.workers if self.o.workers is not None else graph_setting(params, "num_workers", 1)
-        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            raise LaunchError(f"num_workers must be an integer >= 1, got {n!r}", EXIT_CONFIG)
+        try:
+            self.pool = worker_pool(params, self.o.workers)
+        except ParamsFileError as err:
+            raise LaunchError(str(err), EXIT_CONFIG) from None
+        n = self.pool.processes
         if self.o.duration is not None and self.o.duration <= 0:
             raise LaunchError(f"--duration must be > 0 s, got {self.o.duration}", EXIT_CONFIG)
         worker_overrides = {}
@@ -235,7 +244,7 @@ class Launcher:
             worker_overrides["synthetic_latency"] = float(self.o.synthetic_latency)
         run_dir = Path(self.o.run_dir or f"runs/{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
         (run_dir / "logs").mkdir(parents=True, exist_ok=True)
-        expanded = expand_params(params, n, worker_overrides)
+        expanded = expand_params(params, n, worker_overrides, self.pool.auto)
         self.record = wants_recording(params) or self.o.record is not None
         if self.record:  # the bag goes into the run directory unless the file or --record says otherwise
             rec = expanded.setdefault(RECORDER, {"ros__parameters": {}})["ros__parameters"]
@@ -387,7 +396,7 @@ class Launcher:
 
     def _check_children(self) -> None:
         for child in self.children:
-            if child.proc is None or child.gone or child.alive():
+            if child.proc is None or child.gone or child.retired or child.alive():
                 continue
             rc = child.proc.returncode
             time.sleep(0.2)  # let the pump thread read the child's last words
@@ -432,6 +441,9 @@ class Launcher:
                     ratio = status[1].get("fresh_action_ratio") if status else None
                     bar.set_postfix_str(f"fresh ratio {ratio}" if ratio is not None else "", refresh=False)
                     bar.update(int(elapsed - bar.n))
+                if self.pool.auto and time.monotonic() >= self._next_resize:
+                    self._next_resize = time.monotonic() + POOL_PERIOD
+                    self._resize_pool(monitor, elapsed)
                 if time.monotonic() >= next_record:
                     next_record += TIMELINE_PERIOD
                     timeline.write(json.dumps(self._timeline_record(monitor, elapsed)) + "\n")
@@ -439,6 +451,35 @@ class Launcher:
                 if self.o.duration is not None and elapsed >= self.o.duration:
                     return
                 time.sleep(0.05)
+
+    def _resize_pool(self, monitor: Monitor, elapsed: float) -> None:
+        """Auto pool: keep `warm_spares` idle workers beside the arbiter's active ones (rt_rl.core.schedule.
+        pool_processes decides; starting one costs a process start, so spares take the jumps in T)."""
+        pool = (monitor.get("actuator_arbiter") or ("", {}))[1].get("pool") or {}
+        if pool.get("wanted") is None:
+            return
+        workers = {
+            c.spec.parameters["worker_id"]: c
+            for c in self.children
+            if c.spec.name.startswith("inference_worker_")
+        }
+        alive = sorted(w for w, c in workers.items() if c.alive() and not c.retired)
+        start, retire = pool_processes(
+            alive, pool.get("active", []), pool["wanted"], self.pool.warm_spares, self.pool.processes
+        )
+        for w in retire:
+            workers[w].retired = True
+            workers[w].proc.send_signal(signal.SIGINT)
+            self.pool_events.append({"t": round(elapsed, 2), "retire": w})
+            self.log(f"auto pool: {pool['wanted']} active, retiring spare inference_worker_{w}")
+        for w in start:
+            child = workers[w]
+            if child.alive():
+                continue  # a retired one still shutting down: next round
+            child.retired, child.respawns = False, 0
+            child.start()
+            self.pool_events.append({"t": round(elapsed, 2), "start": w})
+            self.log(f"auto pool: {pool['wanted']} active, starting inference_worker_{w} as a spare")
 
     def _stop_all(self, monitor: Monitor) -> None:
         """Arbiter first (commands stop, final statistics), then the rest in reverse start order, the
@@ -488,7 +529,9 @@ class Launcher:
                 workers[i][key] = extra.get(key)
         published: dict[str, int] = {}  # topic -> messages, summed over the nodes' final reports
         for child in self.children:
-            for topic, count in ((monitor.get(child.spec.name) or ("", {}))[1].get("published") or {}).items():
+            for topic, count in (
+                (monitor.get(child.spec.name) or ("", {}))[1].get("published") or {}
+            ).items():
                 published[topic] = published.get(topic, 0) + count
         return {
             "published": dict(sorted(published.items())),
@@ -497,6 +540,12 @@ class Launcher:
             "exit_code": code,
             "error": msg or None,
             "num_workers": n,
+            "pool": {
+                "auto": self.pool.auto,
+                "warm_spares": self.pool.warm_spares,
+                "events": self.pool_events,
+                **(arbiter.get("pool") or {}),
+            },
             "synthetic_latency_s": self.o.synthetic_latency,
             "measured_s": round(measured, 2),
             "startup_s": round(self.startup_s, 2) if self.startup_s is not None else None,

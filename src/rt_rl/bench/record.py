@@ -129,7 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(a.params).is_file():
         print(f"rt-rl bench record: error: params file '{a.params}' not found", file=sys.stderr)
         return 2
-    rate = yaml.safe_load(Path(a.params).read_text())["actuator_arbiter"]["ros__parameters"]["control_rate_hz"]
+    rate = yaml.safe_load(Path(a.params).read_text())["actuator_arbiter"]["ros__parameters"][
+        "control_rate_hz"
+    ]
     latency = 4.0 / rate
     runs = []
     with tempfile.TemporaryDirectory(prefix="rt_rl_bench_record_") as tmp:

@@ -83,7 +83,7 @@ def simulate_pool(
         in_flight.append(inf)
         run.inferences.append(inf)
 
-    for step in range(int(round(seconds / dt)) + 1):
+    for step in range(round(seconds / dt) + 1):
         t = step * dt
         for inf in [i for i in in_flight if i.end <= t + 1e-12]:
             in_flight.remove(inf)

@@ -26,6 +26,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+# Time tolerance: 1 us, above the float resolution of wall-clock seconds (0.24 us in 2026) and far below
+# any slot spacing. A smaller step added to a wall time does not move it (an endless loop). Searches
+# accept a start up to EPS before `now` (float noise); moving past a slot therefore steps 2 * EPS.
+EPS = 1e-6
+
 
 @dataclass(frozen=True)
 class Schedule:
@@ -82,7 +87,7 @@ class Schedule:
         i = self.workers.index(worker_id)
         first = self.epoch + i * self.spacing - self.lead
         j = max(0, math.ceil((now - first) / self.cycle - 1e-9))
-        while self.start(i + j * self.num_workers) < now - 1e-12:  # an aligned start is a bit earlier
+        while self.start(i + j * self.num_workers) < now - EPS:  # an aligned start is a bit earlier
             j += 1
         k = i + j * self.num_workers
         return self.start(k), k
@@ -99,7 +104,7 @@ class Schedule:
     def next_slot_index(self, now: float) -> tuple[float, int]:
         first = self.epoch - self.lead
         k = max(0, math.ceil((now - first) / self.spacing - 1e-9))
-        while self.start(k) < now - 1e-12:
+        while self.start(k) < now - EPS:
             k += 1
         return self.start(k), k
 
@@ -174,12 +179,12 @@ class GridTimeline:
         if i == len(self.grids) - 1:
             return True
         g, nxt = self.grids[i], self.grids[i + 1]
-        if g.completion(k) >= nxt.epoch - 1e-9:
+        if g.completion(k) >= nxt.epoch - EPS:
             return False
         w = g.owner(k)
         if w not in nxt.workers:
             return True  # leaving the pool: it serves its old slots, then has none
-        return g.start(k) + nxt.inference_time <= nxt.start(nxt.workers.index(w)) + 1e-9
+        return g.start(k) + nxt.inference_time <= nxt.start(nxt.workers.index(w)) + EPS
 
     def next_start(self, worker_id: int, now: float) -> tuple[float, int, Schedule] | None:
         """Earliest served slot of `worker_id` starting at or after `now`: (start, k, its grid)."""
@@ -192,7 +197,7 @@ class GridTimeline:
                     return start, k, g
                 if i == len(self.grids) - 1 or g.completion(k) >= self.grids[i + 1].epoch:
                     break  # later slots of this grid are past its end
-                start, k = g.next_start(worker_id, start + 1e-9)
+                start, k = g.next_start(worker_id, start + 2 * EPS)
         return None
 
     def next_slot(self, now: float) -> tuple[float, int] | None:
@@ -204,7 +209,7 @@ class GridTimeline:
                     return start, g.owner(k)
                 if i == len(self.grids) - 1 or g.completion(k) >= self.grids[i + 1].epoch:
                     break
-                start, k = g.next_slot_index(start + 1e-9)
+                start, k = g.next_slot_index(start + 2 * EPS)
         return None
 
 
@@ -251,7 +256,7 @@ def next_grid(
             return -math.inf
         # the last old slot of w that completes before the new epoch, finished at the new T
         k = old.workers.index(w) + old.num_workers * math.floor(
-            (base.epoch - 1e-9 - old.completion(old.workers.index(w))) / old.cycle
+            (base.epoch - EPS - old.completion(old.workers.index(w))) / old.cycle
         )
         return old.start(k) + inference_time if k >= 0 else -math.inf
 
@@ -416,7 +421,7 @@ class SlotFollower:
             return None
         found = timeline.next_start(self.worker_id, now - self.late_fraction * grid.spacing)
         while found is not None and (found[2].revision, found[1]) <= self.last:
-            found = timeline.next_start(self.worker_id, found[0] + 1e-9)
+            found = timeline.next_start(self.worker_id, found[0] + 2 * EPS)
         return found
 
     def started(self, schedule: Schedule, k: int, start: float, now: float) -> None:

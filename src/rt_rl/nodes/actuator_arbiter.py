@@ -28,7 +28,7 @@ from std_msgs.msg import Float64MultiArray
 from rt_rl.core.arbiter import ArbiterConfig, ArbiterCore, TickDecision, TickKind, TimedAction, episode_after
 from rt_rl.core.measurement import Measurement, WindowGate, summarize
 from rt_rl.core.pacer import Pacer
-from rt_rl.core.schedule import Retuner, SchedulePlanner
+from rt_rl.core.schedule import PoolSizer, Retuner, SchedulePlanner
 from rt_rl.graph import QosSpec
 from rt_rl.nodes.common import (
     REALTIME_PRIORITY,
@@ -50,7 +50,41 @@ from rt_rl.tasks import TASKS, get_task
 PARAMS = (
     Param("task", "Hopper-v5", "task: default action size and limits", choices=tuple(TASKS)),
     Param("control_rate_hz", 100.0, "fixed control rate", 0.1, 10000.0),
-    Param("num_workers", 1, "number of staggered inference workers", 1, 1024),
+    Param("num_workers", 1, "staggered inference workers (ids 0..N-1); with auto_workers, the most", 1, 1024),
+    Param(
+        "auto_workers",
+        False,
+        "size the active pool from T: ceil(T/P) + 1 of the workers alive; the others are warm spares",
+    ),
+    Param("min_workers", 1, "auto_workers: fewest active workers", 1, 1024),
+    Param(
+        "pool_shrink_hold",
+        5.0,
+        "auto_workers: seconds a smaller pool must suffice before it shrinks",
+        0.0,
+        600.0,
+    ),
+    Param(
+        "worker_lost_after",
+        1.5,
+        "seconds without a word from a worker (or 3 of its cycles) before the grid is re-laid without it",
+        0.1,
+        60.0,
+    ),
+    Param(
+        "sensor_rate_hz",
+        0.0,
+        "joint state rate; > 0: worker starts move to just after a sensor sample (0: do not align)",
+        0.0,
+        100000.0,
+    ),
+    Param(
+        "sensor_offset",
+        0.001,
+        "seconds from a sample's stamp until its observation can be at a worker (transport + build)",
+        0.0,
+        1.0,
+    ),
     Param(
         "fallback",
         "hold",
@@ -80,8 +114,13 @@ PARAMS = (
         1000,
     ),
     Param("retune_tolerance", 0.1, "relative change of T that re-lays the grid", 0.01, 10.0),
+    Param("retune_hold", 2.0, "seconds a smaller T must hold before the grid is re-laid for it", 0.0, 60.0),
     Param(
-        "retune_hold", 2.0, "seconds T must stay beyond the tolerance before the grid is re-laid", 0.0, 60.0
+        "retune_overrun_hold",
+        0.2,
+        "seconds a larger T (the grid misses ticks) must hold before the grid is re-laid",
+        0.0,
+        60.0,
     ),
     topic_param("action", "input"),
     topic_param("command", "output"),
@@ -132,14 +171,26 @@ class ActuatorArbiter(RtNode):
         self.period = 1.0 / p["control_rate_hz"]
         self.priority = p["realtime_priority"]
         self.num_workers = p["num_workers"]
+        if p["min_workers"] > self.num_workers:
+            raise ConfigError(
+                f"parameter 'min_workers' {p['min_workers']} must be <= num_workers {self.num_workers}"
+            )
+        self.auto = p["auto_workers"]
         self.planner = SchedulePlanner(
             self.num_workers,
             self.period,
             p["schedule_margin"],
             p["warmup_samples"],
-            Retuner(p["retune_tolerance"], p["retune_hold"]),
+            Retuner(p["retune_tolerance"], p["retune_hold"], p["retune_overrun_hold"]),
             discard=p["warmup_discard"],
+            pool=PoolSizer(p["min_workers"], self.num_workers, shrink_hold=p["pool_shrink_hold"])
+            if self.auto
+            else None,
+            lost_after=p["worker_lost_after"],
+            sensor_period=1.0 / p["sensor_rate_hz"] if p["sensor_rate_hz"] > 0 else 0.0,
+            sensor_offset=p["sensor_offset"],
         )
+        self.heartbeats = 0
         self.measurement = Measurement(self.period, self.num_workers)
         self.gate = WindowGate()
         self.pacer: Pacer | None = None
@@ -178,8 +229,12 @@ class ActuatorArbiter(RtNode):
                 # the grid is laid on the ideal tick times, not on this tick's (jittered) wake-up
                 self._last_tick_due = due
                 was_open = self.gate.opened_at is not None
-                for worker_id, seconds in inference_times:
-                    self.planner.add_inference(worker_id, seconds)
+                heard = time.monotonic()
+                for worker_id, seconds, stamp in inference_times:
+                    self.planner.add_inference(worker_id, seconds, at=heard)
+                    if stamp is None:
+                        continue  # a spare's heartbeat
+                    self.planner.add_observation_stamp(stamp)
                     if was_open:
                         self.measurement.add_action(worker_id, seconds)
                 if self.gate.update(now, decision.kind is TickKind.FRESH):
@@ -203,13 +258,19 @@ class ActuatorArbiter(RtNode):
         a.episode = -1 if action is None else action.episode
         self.act_pub.publish(a)
 
-    def _take_inputs(self, now: float) -> list[tuple[int, float]]:
-        """Offer the actions that arrived since the last tick; their (worker, inference time)."""
+    def _take_inputs(self, now: float) -> list[tuple[int, float, float | None]]:
+        """Offer the actions that arrived since the last tick; their (worker, inference time, observation
+        stamp), the stamp None for a spare's heartbeat (revision 0 once a grid exists: never actuated)."""
         reward = self.episode_ends.take_newest()
         if reward is not None:
             self.core.set_episode(episode_after(reward.episode, reward.terminated or reward.truncated))
         inference_times = []
+        scheduled = self.planner.schedule is not None  # read without the lock: set once, never unset
         for msg in self.actions.take_all():
+            if scheduled and msg.schedule_revision == 0:
+                self.heartbeats += 1
+                inference_times.append((msg.worker_id, msg.inference_time, None))
+                continue
             action = TimedAction(
                 np.asarray(msg.data, dtype=np.float64),
                 from_time_msg(msg.observation_stamp),
@@ -217,7 +278,7 @@ class ActuatorArbiter(RtNode):
                 msg.worker_id,
                 episode=msg.episode,
             )
-            inference_times.append((msg.worker_id, msg.inference_time))
+            inference_times.append((msg.worker_id, msg.inference_time, action.observation_stamp))
             self.core.offer(action, now)
         return inference_times
 
@@ -238,7 +299,8 @@ class ActuatorArbiter(RtNode):
         if schedule.revision == 1:
             self.report()  # "scheduled" now, not at the next statistics period
         self.get_logger().info(
-            f"schedule r{schedule.revision}: N={schedule.num_workers} T={schedule.inference_time * 1e3:.2f} ms "
+            f"schedule r{schedule.revision}: N={schedule.num_workers} {list(schedule.workers)} "
+            f"T={schedule.inference_time * 1e3:.2f} ms "
             f"spacing={schedule.spacing * 1e3:.2f} ms predicted fresh ratio {schedule.predicted_fresh_ratio():.3f}"
         )
 
@@ -271,8 +333,19 @@ class ActuatorArbiter(RtNode):
                 "inference_time_ms": round(sched.inference_time * 1e3, 3),
                 "spacing_ms": round(sched.spacing * 1e3, 3),
                 "lead_ms": round(sched.lead * 1e3, 3),
+                "workers": list(sched.workers),
+                "sensor_phase_ms": round(sched.sensor_phase * 1e3, 3),
             }
         )
+        with self._lock:
+            alive = self.planner.alive(time.monotonic())
+        out["pool"] = {
+            "auto": self.auto,
+            "wanted": self.planner.wanted,
+            "active": list(sched.workers) if sched else [],
+            "alive": alive,
+            "heartbeats": self.heartbeats,
+        }
         return out
 
     def status(self) -> tuple[str, dict]:

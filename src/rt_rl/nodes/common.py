@@ -67,6 +67,9 @@ def schedule_to_msg(schedule: Schedule) -> ScheduleMsg:
         spacing=schedule.spacing,
         lead=schedule.lead,
         epoch=to_time_msg(schedule.epoch),
+        workers=list(schedule.workers),
+        sensor_period=schedule.sensor_period,
+        sensor_phase=schedule.sensor_phase,
     )
     msg.header.stamp = to_time_msg(time.time())
     return msg
@@ -81,6 +84,9 @@ def schedule_from_msg(msg: ScheduleMsg) -> Schedule:
         msg.spacing,
         msg.lead,
         from_time_msg(msg.epoch),
+        tuple(int(w) for w in msg.workers),
+        msg.sensor_period,
+        msg.sensor_phase,
     )
 
 

@@ -12,6 +12,12 @@ that call (`observation_delay` calls back). Until a pipeline has seen enough obs
 current episode its output depends on none, and nothing is published. Before the first schedule
 arrives the worker runs once per new observation so the arbiter can measure T.
 
+Grids change while the worker runs (`GridTimeline`): the old grid's slots are served until the new
+grid's epoch. A worker the schedule does not list is a warm spare (an auto-sized pool keeps some):
+it takes no slots, and every `SPARE_HEARTBEAT` seconds it runs the policy once on a zero input
+(keeping its caches warm), resets the pipeline and publishes that action with `schedule_revision` 0
+as a heartbeat: the arbiter measures its inference time, knows it is alive and never actuates it.
+
 Hot reload: `policy_checkpoint` may be set while the worker runs (the standard parameter services,
 `rt-rl reload`). The parameter service's thread loads and checks the new checkpoint (never the
 inference thread) and refuses one that does not load or does not take the ingest's observations: the
@@ -34,7 +40,7 @@ from rclpy.parameter import Parameter
 from rt_rl_interfaces.msg import Action, Observation
 
 from rt_rl.core.measurement import Ring, percentiles_ms
-from rt_rl.core.schedule import Schedule, SlotFollower
+from rt_rl.core.schedule import GridTimeline, SlotFollower
 from rt_rl.graph import SENSOR, worker_observation_topic
 from rt_rl.nodes.common import (
     REALTIME_PRIORITY,
@@ -43,12 +49,14 @@ from rt_rl.nodes.common import (
     RtNode,
     declare,
     float64_array,
+    from_time_msg,
     run,
     schedule_from_msg,
     set_stamp,
     set_thread_realtime,
     sleep_until_wall,
     statistics_rate,
+    to_time_msg,
     topic_param,
 )
 from rt_rl.policy.networks import observation_delay
@@ -80,7 +88,20 @@ PARAMS = (
     ),
     Param("action_history", 0, "history length the random policy's input includes", 0, 64),
     Param("seed", 0, "seed of the random policy (same in every worker: one policy)", 0, 2**31 - 1),
-    Param("synthetic_latency", 0.0, "seconds added to every inference to emulate a larger model", 0.0, 10.0),
+    RuntimeParam(
+        "synthetic_latency",
+        0.0,
+        "seconds added to every inference to emulate a larger model (settable at runtime)",
+        0.0,
+        10.0,
+    ),
+    Param(
+        "synthetic_latency_sigma",
+        0.0,
+        "> 0: each inference's synthetic latency is log-normal with this sigma and the same mean",
+        0.0,
+        2.0,
+    ),
     Param(
         "observation_grace",
         0.002,
@@ -98,6 +119,8 @@ PARAMS = (
 
 # While free-running before the first schedule, how often to look for a new observation.
 UNSCHEDULED_POLL = 0.005
+# A spare (not in the schedule) runs and reports once per this many seconds.
+SPARE_HEARTBEAT = 0.5
 # How long a set of `policy_checkpoint` waits for the accepted policy to go live before giving up.
 SWAP_TIMEOUT = 5.0
 
@@ -163,11 +186,14 @@ class InferenceWorker(RtNode):
         self._swap_lock = threading.Lock()
         self.worker_id = p["worker_id"]
         self.latency = p["synthetic_latency"]
+        self.latency_sigma = p["synthetic_latency_sigma"]
+        self._latency_rng = np.random.default_rng(1000 + self.worker_id)
         self.priority = p["realtime_priority"]
         info = self.policy.info
         self.delay_calls = observation_delay(info.arch, info.depth)
         self.follower = SlotFollower(self.worker_id)
-        self.schedule: Schedule | None = None
+        self.timeline = GridTimeline()
+        self.heartbeats = 0
         self.timing_differences: list[str] = []  # live vs the policy's training timing (timing_check)
         self._set_trained_timing(info.timing)
         self._episode = -1
@@ -200,7 +226,7 @@ class InferenceWorker(RtNode):
         self._check_timing()
 
     def _check_timing(self) -> None:
-        sched = self.schedule
+        sched = self.timeline.current
         if sched is None:
             return
         found = timing_differences(
@@ -217,7 +243,10 @@ class InferenceWorker(RtNode):
     # --- hot reload (the parameter service's thread) --------------------------------------------------
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
         for param in params:
-            if param.name == "policy_checkpoint":  # the only one not read-only
+            if param.name == "synthetic_latency":
+                self.latency = float(param.value)  # the range is checked by the descriptor
+                self.get_logger().info(f"synthetic latency now {self.latency * 1e3:g} ms")
+            if param.name == "policy_checkpoint":
                 reason = self._reload(str(param.value))
                 if reason is not None:
                     self.get_logger().error(reason)
@@ -264,27 +293,21 @@ class InferenceWorker(RtNode):
 
     def _update_schedule(self) -> None:
         msg = self.schedules.take_newest()
-        if msg is None or (self.schedule is not None and msg.revision == self.schedule.revision):
+        if msg is None or not self.timeline.update(schedule_from_msg(msg)):
             return  # the arbiter repeats the latched schedule; only a new revision matters
-        self.schedule = schedule_from_msg(msg)
-        if msg.num_workers <= self.worker_id:
-            self.get_logger().error(
-                f"schedule has {msg.num_workers} workers; this is worker {self.worker_id}"
-            )
-            return
         self._check_timing()
-        start, _ = self.follower.next_slot(self.schedule, time.time())
+        role = "active" if self.worker_id in msg.workers else "warm spare"
         self.get_logger().info(
-            f"schedule r{msg.revision}: spacing {msg.spacing * 1e3:.2f} ms, first slot in "
-            f"{(start - time.time()) * 1e3:.1f} ms"
+            f"schedule r{msg.revision}: {role}, {msg.num_workers} active worker(s), spacing "
+            f"{msg.spacing * 1e3:.2f} ms, epoch in {(from_time_msg(msg.epoch) - time.time()) * 1e3:.1f} ms"
         )
 
     def _loop(self) -> None:
         set_thread_realtime(self, self.priority)
+        next_heartbeat = 0.0
         while not self.stop_event.is_set():
             self._update_schedule()
-            sched = self.schedule
-            if sched is None or sched.num_workers <= self.worker_id:
+            if self.timeline.current is None:
                 # No schedule yet: run once per new observation, so the arbiter can measure T.
                 obs = self.observations.take_newest()
                 if obs is None:
@@ -292,10 +315,17 @@ class InferenceWorker(RtNode):
                 else:
                     self._infer(obs, 0)
                 continue
-            start, k = self.follower.next_slot(sched, time.time())
+            found = self.follower.next_in(self.timeline, time.time())
+            if found is None:  # a warm spare
+                if time.monotonic() >= next_heartbeat:
+                    next_heartbeat = time.monotonic() + SPARE_HEARTBEAT
+                    self._heartbeat()
+                self.stop_event.wait(UNSCHEDULED_POLL)
+                continue
+            start, k, grid = found
             if not sleep_until_wall(start, self.stop_event):
                 continue  # a long wait: look at the schedule again first
-            self.follower.started(sched, k, start, time.time())
+            self.follower.started(grid, k, start, time.time())
             obs = self.observations.take_newest()
             if obs is None and self.grace > 0 and self.observations.wait_for(self.grace):
                 # sent for this slot but still in the middleware (its receive thread is not real time)
@@ -304,7 +334,36 @@ class InferenceWorker(RtNode):
             if obs is None:
                 self.missing_observations += 1
                 continue
-            self._infer(obs, sched.revision)
+            self._infer(obs, grid.revision)
+
+    def _synthetic_latency(self) -> float:
+        if self.latency <= 0 or self.latency_sigma <= 0:
+            return self.latency
+        sigma = self.latency_sigma  # log-normal with mean `latency`
+        return self.latency * float(np.exp(sigma * self._latency_rng.standard_normal() - 0.5 * sigma**2))
+
+    def _heartbeat(self) -> None:
+        """A spare's periodic run: one policy step on zeros plus the synthetic latency, then a reset
+        (the zeros must not reach a real action), published as a revision-0 action."""
+        wall_start, start = time.time(), time.monotonic()
+        self.policy.act(np.zeros(self.policy.info.input_dim, dtype=np.float32))
+        self.policy.reset()
+        self.provenance.reset()
+        self._episode = -1  # the next real observation starts the pipeline afresh
+        latency = self._synthetic_latency()
+        if latency > 0:
+            self.stop_event.wait(max(0.0, start + latency - time.monotonic()))
+        msg = self._msg
+        msg.observation_seq, msg.episode, msg.schedule_revision = 0, 0, 0
+        msg.observation_stamp = to_time_msg(0.0)
+        elapsed = time.monotonic() - start
+        set_stamp(msg.inference_start, wall_start)
+        set_stamp(msg.inference_end, wall_start + elapsed)
+        msg.inference_time = elapsed
+        msg.data = float64_array(np.zeros(self.task.action_dim))
+        set_stamp(msg.header.stamp, time.time())
+        self.pub.publish(msg)
+        self.heartbeats += 1
 
     def _infer(self, obs: Observation, revision: int) -> None:
         wall_start, start = time.time(), time.monotonic()
@@ -337,8 +396,9 @@ class InferenceWorker(RtNode):
             if switch is not None:
                 self._go_live(switch)
                 action, depends_on = shadow, switch.depends_on
-        if self.latency > 0:
-            time.sleep(max(0.0, start + self.latency + compute - time.monotonic()))
+        latency = self._synthetic_latency()
+        if latency > 0:
+            time.sleep(max(0.0, start + latency + compute - time.monotonic()))
         end = time.monotonic()
         if depends_on is None:
             self.filling += 1  # the returned head was computed from zero activations only
@@ -358,7 +418,7 @@ class InferenceWorker(RtNode):
         self.published += 1
 
     def status(self) -> tuple[str, dict]:
-        sched = self.schedule
+        sched = self.timeline.current
         values = {
             "worker_id": self.worker_id,
             "inferences": self.inferences,
@@ -377,6 +437,10 @@ class InferenceWorker(RtNode):
             "compute_ms_p50": percentiles_ms(self.compute_times.values(), ("p50",))["p50"],
             "synthetic_latency_ms": self.latency * 1e3,
             "schedule_revision": sched.revision if sched else 0,
+            "role": "unscheduled"
+            if sched is None
+            else ("active" if self.worker_id in sched.workers else "spare"),
+            "heartbeats": self.heartbeats,
         }
         return "running", values
 

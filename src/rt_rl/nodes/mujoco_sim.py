@@ -186,7 +186,6 @@ class MujocoSim(RtNode):
         return "running", self.statistics()
 
 
-
 def main(argv: list[str] | None = None) -> int:
     return run("mujoco_sim", MujocoSim, argv)
 

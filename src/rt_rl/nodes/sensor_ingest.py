@@ -24,7 +24,7 @@ from sensor_msgs.msg import JointState
 
 from rt_rl.core.arbiter import episode_after
 from rt_rl.core.observation import JointPicker, ObservationBuilder
-from rt_rl.core.schedule import Schedule
+from rt_rl.core.schedule import GridTimeline
 from rt_rl.graph import SENSOR, worker_observation_topic
 from rt_rl.nodes.common import (
     REALTIME_PRIORITY,
@@ -91,7 +91,7 @@ class SensorIngest(RtNode):
         self.episode = 0
         self.bad_joint_states = 0
         self.repeated_samples = 0  # observations built from a joint state already used (sensor slower)
-        self.schedule: Schedule | None = None
+        self.timeline = GridTimeline()  # across a re-lay the old grid's slots run until the new epoch
         self._last_target = 0.0
         self._last_joint_state: JointState | None = None
         self._fresh_joint_state = False
@@ -114,16 +114,19 @@ class SensorIngest(RtNode):
     def _next_build(self, now: float) -> tuple[float, int | None]:
         """When to build the next observation, and for which worker (None: all, before the schedule)."""
         msg = self.schedules.take_newest()
-        if msg is not None and (self.schedule is None or msg.revision != self.schedule.revision):
-            self.schedule = schedule_from_msg(msg)
-            for w in range(msg.num_workers):  # a grown pool (rare): its publishers, off the build
+        if msg is not None and self.timeline.update(schedule_from_msg(msg)):
+            for w in msg.workers:  # a grown pool: its publishers, off the build
                 if w not in self.worker_pubs:
                     self.worker_pubs[w] = self._worker_publisher(w)
-        if self.schedule is None:
+        grid = self.timeline.current
+        if grid is None:
             return max(now, self._last_target + self.unscheduled_period), None
         # never the same slot twice (a wake-up a hair early would otherwise see it again)
-        after = max(now, self._last_target + 0.5 * self.schedule.spacing)
-        start, worker = self.schedule.next_slot(after + self.lead)
+        after = max(now, self._last_target + 0.5 * min(grid.spacing, grid.sensor_period or grid.spacing))
+        found = self.timeline.next_slot(after + self.lead)
+        if found is None:
+            return max(now, self._last_target + self.unscheduled_period), None
+        start, worker = found
         return start - self.lead, worker
 
     def _loop(self) -> None:
@@ -183,7 +186,7 @@ class SensorIngest(RtNode):
             "bad_joint_states": self.bad_joint_states,
             "repeated_samples": self.repeated_samples,
             "observation_size": self.builder.size,
-            "schedule_revision": self.schedule.revision if self.schedule else 0,
+            "schedule_revision": self.timeline.current.revision if self.timeline.current else 0,
         }
         return "running", values
 

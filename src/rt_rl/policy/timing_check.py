@@ -40,5 +40,7 @@ def timing_differences(
         d = live_delay_ticks(lead, control_period)
         if not min(choices) <= d <= max(choices):
             trained_d = f"D = {choices[0]}" if len(set(choices)) == 1 else f"D in {sorted(set(choices))}"
-            out.append(f"actions actuated {d} tick(s) after their worker starts live, trained for {trained_d}")
+            out.append(
+                f"actions actuated {d} tick(s) after their worker starts live, trained for {trained_d}"
+            )
     return out
