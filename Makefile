@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.rt_rl-setup-done
 MSGS := $(wildcard rt_rl_ws/src/rt_rl_interfaces/msg/*.msg) rt_rl_ws/src/rt_rl_interfaces/CMakeLists.txt
 
-.PHONY: setup demo test bench-graph bench-busy bench-soak bench-record clean
+.PHONY: setup demo test bench-graph bench-busy bench-soak bench-record bench-stagger clean
 
 setup: $(STAMP)
 
@@ -41,6 +41,9 @@ bench-soak: setup
 
 bench-record: setup
 	$(VENV)/bin/rt-rl bench record --repeat 3 --duration 60 --out docs/bench_record.md
+
+bench-stagger: setup
+	$(VENV)/bin/rt-rl bench stagger --repeat 1 --case-repeat 3 --out docs/bench_stagger
 
 clean:
 	rm -rf build runs $(VENV) src/*.egg-info

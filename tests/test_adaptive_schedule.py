@@ -172,3 +172,15 @@ def test_follower_advances_on_wall_clock_times(sensor):
         ks.append(k)
         now = start  # an inference shorter than the late-start slack
     assert ks == [2 + 5 * j for j in range(50)]
+
+
+def test_starts_are_aligned_to_the_sensor_only_with_a_whole_tick_spacing():
+    p = planner(8, sensor_period=0.004, sensor_offset=0.0015)
+    for i in range(10):
+        p.add_observation_stamp(100.0007 + 0.004 * i)
+    assert p.aligned_sensor(0.010)[0] == 0.004  # one tick: aligned
+    assert p.aligned_sensor(0.020)[0] == 0.004
+    assert p.aligned_sensor(0.01006) == (0.0, 0.0)  # N P < T: completions drift across ticks
+    wide = planner(8, sensor_period=0.008)
+    wide.add_observation_stamp(100.0)
+    assert wide.aligned_sensor(0.010) == (0.0, 0.0)  # a move of up to 8 ms could cross a tick

@@ -1,5 +1,7 @@
 """The benchmark's tables: median (min-max) over the runs, never the best run."""
 
+import pytest
+
 from rt_rl.bench.graph import cpu_table, spread
 
 
@@ -21,3 +23,22 @@ def test_cpu_table_sums_the_workers_and_reports_one_worker_on_average():
     assert "workers (sum)" in header and "one worker (mean)" in header and "graph total" in header
     assert "11.0 (10.0-12.0)" in row  # workers summed, median and range over the runs
     assert "2.2 (2.0-2.4)" in row and "31.0 (30.0-32.0)" in row
+
+
+def test_stagger_recovery_is_measured_from_the_change_to_the_last_bad_window():
+    from rt_rl.bench.stagger import first_above, recovery_time
+
+    # 100 Hz ticks for 3 s after a change at t = 10: bad for 0.6 s, good, one bad burst at 11.5-11.7
+    ticks = [(10 + i * 0.01, not (i < 60 or 150 <= i < 170)) for i in range(300)]
+    assert first_above(ticks, 10.0, 13.0) == pytest.approx(1.0)  # window 0.75-1.0 is the first good one
+    assert recovery_time(ticks, 10.0, 13.0) == pytest.approx(1.75)  # after the burst's window 1.5-1.75
+    assert recovery_time([(10 + i * 0.01, True) for i in range(300)], 10.0, 13.0) == 0.0
+    assert recovery_time([(10 + i * 0.01, False) for i in range(300)], 10.0, 13.0) is None
+
+
+def test_stagger_prediction_and_pool_size_follow_paper_a():
+    from rt_rl.bench.stagger import needed_workers, predicted_ratio
+
+    assert predicted_ratio(3, 0.01, 0.0404) == pytest.approx(0.7426, abs=1e-4)
+    assert predicted_ratio(8, 0.01, 0.0404) == 1.0
+    assert needed_workers(0.01, 0.0404) == 6 and needed_workers(0.01, 0.04) == 5

@@ -61,6 +61,11 @@ def _die_with_parent() -> None:
     libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def _start_in_background() -> None:
+    _die_with_parent()
+    os.nice(10)
+
+
 @dataclass
 class Child:
     spec: NodeSpec
@@ -81,7 +86,10 @@ class Child:
         title = self.spec.name.replace("inference_worker", "rt_rl_worker")
         self.preforked = PreforkedProcess(self.spec.module, [self.spec.executable, *ros_args], title)
 
-    def start(self) -> None:
+    def start(self, background: bool = False) -> None:
+        """Start (or restart) the node; `background`: at nice 10 while it imports and loads (a worker
+        added to a running graph: torch's import must not take CPU from the running nodes; the worker
+        returns to nice 0 once warm, rt_rl.nodes.inference_worker)."""
         log = self.log_path.open("a")
         if self.preforked is not None:
             self.proc, self.preforked = self.preforked, None
@@ -93,7 +101,7 @@ class Child:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # Ctrl-C reaches the launcher only; it stops children in order
-                preexec_fn=_die_with_parent,
+                preexec_fn=_start_in_background if background else _die_with_parent,
                 text=True,
                 bufsize=1,
             )
@@ -477,7 +485,7 @@ class Launcher:
             if child.alive():
                 continue  # a retired one still shutting down: next round
             child.retired, child.respawns = False, 0
-            child.start()
+            child.start(background=True)
             self.pool_events.append({"t": round(elapsed, 2), "start": w})
             self.log(f"auto pool: {pool['wanted']} active, starting inference_worker_{w} as a spare")
 

@@ -524,6 +524,23 @@ class SchedulePlanner:
             and (self.last_heard[w] is None or monotonic_now - self.last_heard[w] <= limit)
         ]
 
+    def aligned_sensor(self, spacing: float) -> tuple[float, float]:
+        """(sensor period, phase) to align starts to, or (0, 0) not to. Only where it is free: with a
+        spacing of whole control periods and a sensor period of at most half of one, the move (less
+        than a sensor period) keeps every completion in front of its own tick. With a spacing between
+        whole periods (fewer workers than T/P) completions drift across the ticks, and moving each
+        start by a different amount would put two in one tick and none in the next (measured: fresh
+        ratio 0.7 instead of 0.99 at N = 8, T = 80.5 ms)."""
+        ticks = spacing / self.control_period
+        if (
+            self.sensor_period <= 0
+            or not self._stamps
+            or abs(ticks - round(ticks)) > 1e-6
+            or self.sensor_period > 0.5 * self.control_period
+        ):
+            return 0.0, 0.0
+        return self.sensor_period, sensor_phase(self._stamps, self.sensor_period) + self.sensor_offset
+
     def plan(self, now: float, tick_phase: float, subscribers: int, monotonic_now: float) -> Schedule | None:
         """A new grid to publish, or None to keep the current one. `now`/`tick_phase` are on the
         grid's clock; `monotonic_now` times the holds and who is alive."""
@@ -546,9 +563,7 @@ class SchedulePlanner:
             same_pool = set(workers) == set(current.workers)
             if same_pool and not self.retuner.update(monotonic_now, current, estimate):
                 return None
-        phase = 0.0
-        if self.sensor_period > 0 and self._stamps:
-            phase = sensor_phase(self._stamps, self.sensor_period) + self.sensor_offset
+        period, phase = self.aligned_sensor(max(self.control_period, estimate / len(workers)))
         self.schedule = next_grid(
             current,
             workers,
@@ -558,7 +573,7 @@ class SchedulePlanner:
             now,
             self.margin,
             self.notice,
-            self.sensor_period if self._stamps else 0.0,
+            period,
             phase,
         )
         return self.schedule

@@ -208,6 +208,11 @@ class InferenceWorker(RtNode):
         self.bad_observations = 0
         self.compute_times = Ring(1024)
         self.compute_ms = warm_up(self.policy, info.input_dim)
+        if os.getpriority(os.PRIO_PROCESS, 0) > 0:  # started niced into a running graph: warm now
+            try:
+                os.setpriority(os.PRIO_PROCESS, 0, 0)
+            except PermissionError:
+                self.get_logger().warning("started niced and may not return to nice 0 (no CAP_SYS_NICE)")
 
         self._msg = Action(worker_id=self.worker_id, policy_version=self.policy.version)
         self.pub = self.publisher("action", p)

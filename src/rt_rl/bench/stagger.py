@@ -1,0 +1,407 @@
+"""`rt-rl bench stagger`: staggered inference on the live graph against Paper A's theory.
+
+Runs the real graph (separate processes over DDS, a random policy, the synthetic latency of a
+larger model) over a grid of latencies (1-8 control periods) x worker counts (N = 1-8), and the
+cases the grid cannot show:
+
+- lognormal: inference times drawn log-normal (sigma 0.5, same mean) at N = ceil(T/P) + 1;
+- auto: `--workers auto` (max 10, 2 warm spares) at T = 40 ms;
+- doubling: the auto pool, and the latency set from 40 to 80 ms mid-run (the parameter service),
+  with warm spares and without (warm_spares 0: new workers are processes to start).
+
+Every run has an outside recorder (`rt_rl.bench.tick_probe`, a plain rclpy process) on the per-tick
+actuation topic and the action topic. The prediction is min(1, N * P / T) with T = the configured
+latency plus the compute time measured by the workers (p50), independent of the grid the arbiter
+lays. Writes a table (Markdown, also printed), the raw runs (JSON), a heat map of measured minus
+predicted fresh ratio and a timeline of worker inference spans and arbiter ticks for one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+from tqdm import tqdm
+
+# --- the numbers (pure, tested without ROS) -------------------------------------------------------
+
+
+def predicted_ratio(num_workers: int, period: float, inference_time: float) -> float:
+    """Paper A: N staggered workers give a fresh action every T/N; at most one per tick."""
+    return min(1.0, num_workers * period / inference_time)
+
+
+def needed_workers(period: float, inference_time: float) -> int:
+    """The pool that gives a fresh action every tick with one worker to spare for jitter."""
+    return math.ceil(inference_time / period - 1e-9) + 1
+
+
+def window_ratios(
+    ticks: list[tuple[float, bool]], start: float, end: float, width: float
+) -> list[tuple[float, float]]:
+    """(window start, fresh ratio) of consecutive windows of `width` s from `start` to `end`."""
+    out, t = [], start
+    while t + width <= end + 1e-9:
+        sel = [fresh for s, fresh in ticks if t <= s < t + width]
+        if sel:
+            out.append((t, sum(sel) / len(sel)))
+        t += width
+    return out
+
+
+def recovery_time(
+    ticks: list[tuple[float, bool]], change: float, end: float, threshold: float = 0.95, width: float = 0.25
+) -> float | None:
+    """Seconds from `change` until the fresh ratio is back above `threshold` for good: the start of
+    the first `width` window after which every window up to `end` is >= threshold (0.0: never
+    below). None if it does not recover before `end`."""
+    windows = window_ratios(ticks, change, end, width)
+    if not windows:
+        return None
+    last_bad = max((i for i, (_, r) in enumerate(windows) if r < threshold), default=-1)
+    if last_bad == len(windows) - 1:
+        return None
+    return windows[last_bad + 1][0] - change if last_bad >= 0 else 0.0
+
+
+def first_above(
+    ticks: list[tuple[float, bool]], change: float, end: float, threshold: float = 0.95, width: float = 0.25
+) -> float | None:
+    """Seconds from `change` to the end of the first `width` window whose fresh ratio is >= threshold."""
+    for start, ratio in window_ratios(ticks, change, end, width):
+        if ratio >= threshold:
+            return start + width - change
+    return None
+
+
+def spread(values: list[float], fmt: str = "{:.3f}") -> str:
+    v = sorted(x for x in values if x is not None and not (isinstance(x, float) and math.isnan(x)))
+    if not v:
+        return "-"
+    if len(v) == 1:
+        return fmt.format(v[0])
+    return f"{fmt.format(statistics.median(v))} ({fmt.format(v[0])}-{fmt.format(v[-1])})"
+
+
+# --- running the graph -----------------------------------------------------------------------------
+
+
+def run_once(
+    params: dict,
+    workers: int | str,
+    duration: float,
+    run_dir: Path,
+    change: tuple[float, float] | None = None,
+) -> dict:
+    """One `rt-rl launch` of `params` beside the tick probe; the summary plus `probe`."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    params_path = run_dir / "params.in.yaml"
+    params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+    env = dict(os.environ)
+    env.setdefault("ROS_DOMAIN_ID", str(random.randint(100, 200)))
+    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    summary, probe_out = run_dir / "summary.json", run_dir / "probe.json"
+    probe_cmd = [sys.executable, "-m", "rt_rl.bench.tick_probe", str(probe_out)]
+    if change is not None:
+        probe_cmd += ["--set-latency-after", str(change[0]), "--latency", str(change[1])]
+        probe_cmd += ["--params-file", str(run_dir / "params.yaml")]  # written by the launcher
+    probe = subprocess.Popen(probe_cmd, env=env)
+    cmd = [
+        sys.executable, "-m", "rt_rl.cli", "launch", str(params_path), "--workers", str(workers),
+        "--duration", str(duration), "--summary", str(summary), "--run-dir", str(run_dir), "--quiet",
+    ]  # fmt: skip
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    finally:
+        probe.send_signal(signal.SIGINT)
+        probe.wait(timeout=30)
+    if proc.returncode != 0:
+        raise RuntimeError(f"launch failed ({proc.returncode}): {proc.stderr.strip()[-400:]}")
+    s = json.loads(summary.read_text())
+    s["probe"] = json.loads(probe_out.read_text())
+    return s
+
+
+def measure(s: dict, period: float, latency: float) -> dict:
+    """The numbers of one run: from the probe's ticks inside the arbiter's window."""
+    ticks = [(t[0], t[1] == "fresh") for t in s["probe"]["ticks"] if t[2]]
+    computes = [w["compute_ms_p50"] for w in s["workers"] if w.get("compute_ms_p50") is not None]
+    t_model = latency + (statistics.median(computes) / 1e3 if computes else 0.0)
+    pool = s.get("pool") or {}
+    n_active = len(pool.get("active") or []) or s["num_workers"]
+    ages = [t[3] for t in s["probe"]["ticks"] if t[2] and t[1] == "fresh" and t[3] == t[3]]
+    return {
+        "latency_ms": round(latency * 1e3, 3),
+        "T_ms": round(t_model * 1e3, 3),
+        "num_workers": n_active,
+        "processes": s["num_workers"],
+        "fresh_ratio": round(sum(f for _, f in ticks) / len(ticks), 4) if ticks else None,
+        "fresh_ratio_arbiter": s.get("fresh_action_ratio"),
+        "predicted": round(predicted_ratio(n_active, period, t_model), 4),
+        "age_p50_ms": round(float(np.percentile(ages, 50)) * 1e3, 2) if ages else None,
+        "age_minus_T_over_P": round((float(np.percentile(ages, 50)) - t_model) / period, 3) if ages else None,
+        "period_p99_ms": (s.get("control") or {}).get("period_ms", {}).get("p99"),
+        "cpu_percent_total": s.get("cpu_percent_total"),
+        "grid_T_ms": (s.get("schedule") or {}).get("inference_time_ms"),
+        "revisions": (s.get("schedule") or {}).get("revision"),
+        "ticks": len(ticks),
+    }
+
+
+def base_params(path: str) -> dict:
+    return yaml.safe_load(Path(path).read_text())
+
+
+def with_workers(params: dict, **worker: float) -> dict:
+    p = json.loads(json.dumps(params))
+    p.setdefault("inference_worker", {"ros__parameters": {}})["ros__parameters"].update(worker)
+    return p
+
+
+def with_auto(params: dict, max_workers: int, spares: int) -> dict:
+    p = json.loads(json.dumps(params))
+    g = p.setdefault("/**", {"ros__parameters": {}})["ros__parameters"]
+    g.update({"num_workers": "auto", "max_workers": max_workers, "warm_spares": spares})
+    return p
+
+
+# --- output ----------------------------------------------------------------------------------------
+
+
+def grid_table(cells: dict, latencies: list[float], workers: list[int]) -> str:
+    head = "| latency (P) | " + " | ".join(f"N={n}" for n in workers) + " |\n"
+    head += "|---|" + "---|" * len(workers) + "\n"
+    rows = []
+    for lp in latencies:
+        row = [f"{lp:g}"]
+        for n in workers:
+            runs = cells.get((lp, n), [])
+            if not runs:
+                row.append("-")
+                continue
+            m = spread([r["fresh_ratio"] for r in runs])
+            row.append(f"{m} / {runs[0]['predicted']:.3f}")
+        rows.append("| " + " | ".join(row) + " |")
+    return head + "\n".join(rows) + "\n"
+
+
+def heat_map(cells: dict, latencies: list[float], workers: list[int], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    d = np.full((len(latencies), len(workers)), np.nan)
+    for i, lp in enumerate(latencies):
+        for j, n in enumerate(workers):
+            runs = cells.get((lp, n), [])
+            if runs:
+                d[i, j] = statistics.median(r["fresh_ratio"] - r["predicted"] for r in runs)
+    fig, ax = plt.subplots(figsize=(7.5, 5.5))
+    im = ax.imshow(d, cmap="RdBu", vmin=-0.1, vmax=0.1, origin="lower", aspect="auto")
+    for i in range(len(latencies)):
+        for j in range(len(workers)):
+            if not np.isnan(d[i, j]):
+                ax.text(j, i, f"{d[i, j]:+.3f}", ha="center", va="center", fontsize=7)
+    ax.set_xticks(range(len(workers)), [str(n) for n in workers])
+    ax.set_yticks(range(len(latencies)), [f"{lp:g}" for lp in latencies])
+    ax.set_xlabel("workers N")
+    ax.set_ylabel("synthetic latency (control periods)")
+    ax.set_title("fresh ratio: measured - min(1, N*P/T), live graph")
+    fig.colorbar(im, ax=ax, label="measured - predicted")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def timeline_plot(s: dict, path: Path, title: str, span: float = 0.25) -> None:
+    """Worker inference spans and arbiter ticks over `span` s in the middle of one run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ticks = [t for t in s["probe"]["ticks"] if t[2]]
+    if not ticks:
+        return
+    t0 = ticks[len(ticks) // 2][0]
+    fig, ax = plt.subplots(figsize=(10, 4))
+    workers = sorted({a[0] for a in s["probe"]["actions"] if a[3] > 0})
+    for w, start, end, rev, _ in s["probe"]["actions"]:
+        if rev > 0 and end > t0 and start < t0 + span:
+            ax.barh(
+                workers.index(w),
+                (end - start) * 1e3,
+                left=(start - t0) * 1e3,
+                height=0.6,
+                color="tab:blue",
+                alpha=0.7,
+            )
+            ax.plot([(end - t0) * 1e3], [workers.index(w)], "k|", markersize=12)
+    for stamp, kind, _, _, _ in ticks:
+        if t0 <= stamp <= t0 + span:
+            ax.axvline(
+                (stamp - t0) * 1e3, color="tab:green" if kind == "fresh" else "tab:red", lw=0.8, alpha=0.6
+            )
+    ax.set_yticks(range(len(workers)), [f"worker {w}" for w in workers])
+    ax.set_xlabel("ms (arbiter wall clock); vertical lines: control ticks (green fresh, red fallback)")
+    ax.set_title(title)
+    ax.set_xlim(0, span * 1e3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="rt-rl bench stagger", description=__doc__.splitlines()[0])
+    ap.add_argument("--params", default="config/bench_100hz.yaml")
+    ap.add_argument("--latency-periods", type=float, nargs="+", default=[1, 2, 3, 4, 5, 6, 7, 8])
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2, 3, 4, 5, 6, 7, 8])
+    ap.add_argument("--duration", type=float, default=8.0, help="seconds measured per run")
+    ap.add_argument("--repeat", type=int, default=1, help="runs per grid cell (min/median/max)")
+    ap.add_argument("--cases", nargs="*", default=["grid", "lognormal", "auto", "doubling"],
+                    choices=["grid", "lognormal", "auto", "doubling"])  # fmt: skip
+    ap.add_argument("--case-repeat", type=int, default=3, help="runs of each extra case")
+    ap.add_argument(
+        "--out", default="docs/bench_stagger", help="output prefix (.md, .json, _heatmap.png, _timeline.png)"
+    )
+    a = ap.parse_args(argv)
+    if not Path(a.params).is_file():
+        print(f"rt-rl bench stagger: error: params file '{a.params}' not found", file=sys.stderr)
+        return 2
+    params = base_params(a.params)
+    period = 1.0 / params["actuator_arbiter"]["ros__parameters"]["control_rate_hz"]
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cells: dict = {}
+    cases: dict[str, list] = {}
+    timeline_run = None
+    todo = []
+    if "grid" in a.cases:
+        todo += [("grid", lp, n, i) for lp in a.latency_periods for n in a.workers for i in range(a.repeat)]
+    for case in ("lognormal", "auto", "doubling", "doubling-cold"):
+        if case.split("-")[0] in a.cases:
+            todo += [(case, 4.0, None, i) for i in range(a.case_repeat)]
+    with tempfile.TemporaryDirectory(prefix="rt_rl_bench_stagger_") as tmp:
+        for case, lp, n, i in tqdm(todo, desc="bench stagger", unit="run"):
+            latency = lp * period
+            run_dir = Path(tmp) / f"{case}_{lp:g}_{n}_{i}"
+            change = None
+            if case == "grid":
+                p, workers = with_workers(params, synthetic_latency=latency), n
+            elif case == "lognormal":
+                n = needed_workers(period, latency)
+                p, workers = with_workers(params, synthetic_latency=latency, synthetic_latency_sigma=0.5), n
+            else:
+                spares = 0 if case == "doubling-cold" else 3
+                p, workers = with_auto(with_workers(params, synthetic_latency=latency), 10, spares), "auto"
+                if case.startswith("doubling"):
+                    change = (3.0, 2 * latency)
+            try:
+                s = run_once(p, workers, change[0] + 8.0 if change else a.duration, run_dir, change)
+            except RuntimeError as err:
+                tqdm.write(f"{case} L={lp:g}P N={n}: {err}")
+                continue
+            m = measure(s, period, latency)
+            if change is not None:
+                ch = s["probe"]["changed"]
+                ticks = [(t[0], t[1] == "fresh") for t in s["probe"]["ticks"] if t[2]]
+                if ch:
+                    end = ticks[-1][0]
+                    m["recovery_s"] = recovery_time(ticks, ch["wall"], end)
+                    m["first_above_s"] = first_above(ticks, ch["wall"], end)
+                    after = window_ratios(ticks, ch["wall"], end, 1.0)
+                    m["fresh_ratio_by_second_after"] = [round(r, 3) for _, r in after]
+                    m["active_after"] = len((s.get("pool") or {}).get("active") or [])
+                    m["latency_set_on"] = ch.get("accepted")
+            m["pool_events"] = (s.get("pool") or {}).get("events")
+            if case == "grid":
+                cells.setdefault((lp, n), []).append(m)
+                if timeline_run is None and n == needed_workers(period, latency) and lp == 4.0:
+                    timeline_run = (s, f"N = {n}, latency {latency * 1e3:g} ms, P = {period * 1e3:g} ms")
+            else:
+                cases.setdefault(case, []).append(m)
+    text = report(cells, cases, a, period, argv)
+    out.with_suffix(".md").write_text(text)
+    raw = {"grid": {f"{lp:g}P_N{n}": v for (lp, n), v in cells.items()}, "cases": cases}
+    out.with_suffix(".json").write_text(json.dumps(raw, indent=1))
+    if cells:
+        heat_map(cells, a.latency_periods, a.workers, Path(f"{out}_heatmap.png"))
+    if timeline_run is not None:
+        timeline_plot(timeline_run[0], Path(f"{out}_timeline.png"), timeline_run[1])
+    print(text)
+    return 0
+
+
+def report(cells: dict, cases: dict, a, period: float, argv) -> str:
+    command = "rt-rl bench stagger " + " ".join(argv if argv is not None else sys.argv[1:])
+    text = (
+        f"# Staggered inference, live\n\n`{command.strip()}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+        f"{os.cpu_count()} cores, {a.duration:g} s measured per run, P = {period * 1e3:g} ms.\n\n"
+    )
+    if cells:
+        text += (
+            "Fresh ratio, measured (median (min-max) over runs) / predicted min(1, N P / T), T = latency + "
+            "measured compute:\n\n" + grid_table(cells, a.latency_periods, a.workers) + "\n"
+        )
+        diffs = [r["fresh_ratio"] - r["predicted"] for runs in cells.values() for r in runs]
+        within = sum(abs(d) <= 0.03 for d in diffs)
+        text += f"Cells within 0.03 of theory: {within} of {len(diffs)} runs; largest |difference| {max(map(abs, diffs)):.3f}.\n\n"
+        rows = [
+            (lp, n, r)
+            for (lp, n), runs in sorted(cells.items())
+            for r in runs
+            if n >= needed_workers(period, r["T_ms"] / 1e3)
+        ]
+        if rows:
+            text += "N >= ceil(T/P) + 1 (every tick should be fresh):\n\n| latency (P) | N | fresh | age p50 (ms) | (age - T)/P | CPU % |\n|---|---|---|---|---|---|\n"
+            for lp, n, r in rows:
+                text += f"| {lp:g} | {n} | {r['fresh_ratio']:.4f} | {r['age_p50_ms']} | {r['age_minus_T_over_P']} | {r['cpu_percent_total']} |\n"
+            text += "\n"
+    for case, runs in cases.items():
+        text += f"## {case}\n\n"
+        keys = [
+            "num_workers",
+            "processes",
+            "T_ms",
+            "grid_T_ms",
+            "fresh_ratio",
+            "predicted",
+            "age_p50_ms",
+            "cpu_percent_total",
+        ]
+        if case.startswith("doubling"):
+            keys += ["first_above_s", "recovery_s", "fresh_ratio_by_second_after", "active_after"]
+        for k in keys:
+            vals = [r.get(k) for r in runs]
+            shown = (
+                spread(vals)
+                if all(isinstance(v, (int, float)) or v is None for v in vals)
+                else json.dumps(vals)
+            )
+            text += f"- {k}: {shown}\n"
+        text += "\n"
+    text += (
+        "How it is measured: an outside rclpy process records every tick of /rt_rl/actuation (kind, action age) "
+        "and every /rt_rl/action; fresh ratio = fresh ticks / ticks inside the arbiter's measurement window; "
+        "action age = tick wall time minus the sensor stamp of the actuated action's observation, p50 over the "
+        "fresh ticks; T = synthetic latency + the workers' measured compute p50 (not the grid's T); recovery = "
+        "seconds from the latency change until every later 0.25 s window has a fresh ratio >= 0.95; first above = to the end of the first 0.25 s window >= 0.95.\n"
+    )
+    return text
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
