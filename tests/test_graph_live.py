@@ -95,3 +95,27 @@ def test_ctrl_c_stops_every_child_and_still_writes_the_summary(ros_env, tmp_path
     assert s["control"]["ticks"] > 50
     left = subprocess.run(["pgrep", "-f", str(run_dir)], capture_output=True, text=True)
     assert left.stdout.strip() == ""
+
+
+def test_auto_pool_activates_what_t_needs_and_keeps_warm_spares(ros_env, tmp_path):
+    params = tmp_path / "auto.yaml"
+    text = (REPO / "config/bench_100hz.yaml").read_text()
+    params.write_text(
+        text.replace("num_workers: 1", "num_workers: auto\n    max_workers: 7\n    warm_spares: 1")
+    )
+    summary = tmp_path / "summary.json"
+    proc = run_cli(
+        ["launch", str(params), "--synthetic-latency", "0.02", "--duration", "6",
+         "--summary", str(summary), "--run-dir", str(tmp_path / "run")],
+        ros_env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    s = json.loads(summary.read_text())
+    pool = s["pool"]
+    # T = 20 ms + compute at P = 10 ms: ceil(T/P) + 1 = 4 active, one warm spare kept, two retired
+    assert pool["auto"] and pool["wanted"] == 4 and len(pool["active"]) == 4
+    assert sorted(e["retire"] for e in pool["events"] if "retire" in e) == [5, 6]
+    assert len(pool["alive"]) == 5
+    assert s["schedule"]["workers"] == pool["active"]
+    assert pool["heartbeats"] > 0  # the spare reports and is never actuated
+    assert s["fresh_action_ratio"] >= 0.8

@@ -61,7 +61,7 @@ def test_no_slot_before_not_before_and_worker_gets_its_own_slots():
         start, k = s.next_start(w, 0.0)
         assert start >= 5.0 - 1e-9
         assert k % 3 == w
-        later, k2 = s.next_start(w, start + 1e-6)
+        later, k2 = s.next_start(w, start + 1e-5)
         assert later == pytest.approx(start + s.cycle) and k2 == k + 3
 
 

@@ -129,3 +129,20 @@ def test_trained_timing_records_delay_choices_and_episode_length() -> None:
         "Hopper-v5", frame_skip=5, inference_ticks=2, num_workers=2, delay_choices=[1, 2, 2, 3]
     )
     assert robust.trained_timing()["delay_choices"] == [1, 2, 2, 3]
+
+
+@pytest.mark.parametrize("delay,workers", [(1, 1), (2, 2), (4, 5), (4, 2), (6, 3), (3, 8)])
+def test_twin_worker_starts_are_the_live_grid_s_starts_in_ticks(delay, workers) -> None:
+    from rt_rl.core.schedule import make_schedule
+    from rt_rl.learning.timing_env import Timing
+
+    timing = Timing(0.01, 0.002, 5, delay, workers)
+    live = make_schedule(workers, 0.01, delay * 0.01, tick_phase=0.0, not_before=0.0, margin=0.0)
+    first = live.epoch - live.lead  # the live grid's first start (a tick)
+    for w in range(workers):
+        starts, now = [], 0.0
+        for _ in range(6):
+            start, _k = live.next_start(w, now)
+            starts.append(round((start - first) / 0.01))
+            now = start + 2e-6
+        assert starts == [w * timing.slot_ticks + j * timing.worker_stride for j in range(6)]

@@ -70,16 +70,25 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.append(1))
     node = rclpy.create_node("rt_rl_tick_probe")
-    ticks: list[list] = []  # [tick stamp, kind, in_window, action_age, worker]
-    actions: list[list] = []  # [worker, inference start, inference end, schedule revision, arrival]
+    ticks: list[list] = []  # [tick stamp, kind, in_window, action_age, worker, observation seq]
+    actions: list[list] = []  # [worker, inference start, inference end, schedule revision, arrival, obs seq]
     changed: dict = {}
 
     def on_tick(m) -> None:
-        ticks.append([stamp(m.header.stamp), m.kind, bool(m.in_window), m.action_age, m.worker_id])
+        ticks.append(
+            [stamp(m.header.stamp), m.kind, bool(m.in_window), m.action_age, m.worker_id, m.observation_seq]
+        )
 
     def on_action(m) -> None:
         actions.append(
-            [m.worker_id, stamp(m.inference_start), stamp(m.inference_end), m.schedule_revision, time.time()]
+            [
+                m.worker_id,
+                stamp(m.inference_start),
+                stamp(m.inference_end),
+                m.schedule_revision,
+                time.time(),
+                m.observation_seq,
+            ]
         )
 
     qos = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE)

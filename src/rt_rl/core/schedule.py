@@ -24,7 +24,7 @@ on the arbiter's clock; workers on other hosts need a synchronised clock (PTP/NT
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 # Time tolerance: 1 us, above the float resolution of wall-clock seconds (0.24 us in 2026) and far below
 # any slot spacing. A smaller step added to a wall time does not move it (an endless loop). Searches
@@ -63,6 +63,7 @@ class Schedule:
         return min(1.0, self.num_workers * self.control_period / max(self.inference_time, 1e-9))
 
     def completion(self, k: int) -> float:
+        """Slot k's due time: its inference ends `margin` (lead - T) before it."""
         return self.epoch + k * self.spacing
 
     def start(self, k: int) -> float:
@@ -87,6 +88,8 @@ class Schedule:
         i = self.workers.index(worker_id)
         first = self.epoch + i * self.spacing - self.lead
         j = max(0, math.ceil((now - first) / self.cycle - 1e-9))
+        while j > 0 and self.start(i + (j - 1) * self.num_workers) >= now - EPS:  # the estimate overshot (rounding)
+            j -= 1
         while self.start(i + j * self.num_workers) < now - EPS:  # an aligned start is a bit earlier
             j += 1
         k = i + j * self.num_workers
@@ -104,6 +107,8 @@ class Schedule:
     def next_slot_index(self, now: float) -> tuple[float, int]:
         first = self.epoch - self.lead
         k = max(0, math.ceil((now - first) / self.spacing - 1e-9))
+        while k > 0 and self.start(k - 1) >= now - EPS:
+            k -= 1
         while self.start(k) < now - EPS:
             k += 1
         return self.start(k), k
@@ -261,18 +266,7 @@ def next_grid(
         return old.start(k) + inference_time if k >= 0 else -math.inf
 
     order = tuple(sorted(workers, key=lambda w: (free_at(w), w)))
-    return Schedule(
-        revision,
-        base.num_workers,
-        control_period,
-        inference_time,
-        base.spacing,
-        base.lead,
-        base.epoch,
-        order,
-        sensor_period,
-        sensor_phase,
-    )
+    return replace(base, workers=order)
 
 
 def needs_retune(current: Schedule, estimate: float, tolerance: float) -> bool:

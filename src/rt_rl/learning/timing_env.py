@@ -45,6 +45,7 @@ import numpy as np
 
 from rt_rl.core.mujoco_task import joint_state, make_env
 from rt_rl.core.observation import ObservationBuilder
+from rt_rl.core.schedule import make_schedule
 from rt_rl.tasks import TaskSpec, get_task
 
 FALLBACKS = ("hold", "zero")
@@ -81,9 +82,17 @@ class Timing:
 
 
 def slot_ticks(inference_ticks: int, num_workers: int) -> int:
+    """Ticks between consecutive worker starts: the spacing of the grid the live arbiter lays
+    (`rt_rl.core.schedule.make_schedule`, the same code) for N workers and T = D ticks, in whole ticks.
+    Where the live spacing is whole (N >= D, or D a multiple of N) the twin's starts are the live
+    grid's, tick for tick; where it is a fraction (D / N between two whole ticks) the live completions
+    alternate between the two neighbouring strides and the twin takes the longer one."""
     if inference_ticks < 0 or num_workers < 1:
         raise ValueError("need inference_ticks >= 0 and num_workers >= 1")
-    return max(1, math.ceil(inference_ticks / num_workers))
+    grid = make_schedule(
+        num_workers, 1.0, max(float(inference_ticks), 1e-6), tick_phase=0.0, not_before=0.0, margin=0.0
+    )
+    return max(1, math.ceil(grid.spacing - 1e-9))
 
 
 def env_timestep(task: TaskSpec, frame_skip: int) -> float:
