@@ -4,7 +4,7 @@ Runs the real graph (separate processes over DDS, a random policy, the synthetic
 larger model) over a grid of latencies (1-8 control periods) x worker counts (N = 1-8), and the
 cases the grid cannot show:
 
-- lognormal: inference times drawn log-normal (sigma 0.5, same mean) at N = ceil(T/P) + 1;
+- lognormal: inference times drawn log-normal (sigma 0.5, mean 40 ms), the auto pool (max 10);
 - auto: `--workers auto` (max 10, 2 warm spares) at T = 40 ms;
 - doubling: the auto pool, and the latency set from 40 to 80 ms mid-run (the parameter service),
   with warm spares and without (warm_spares 0: new workers are processes to start).
@@ -317,9 +317,9 @@ def main(argv: list[str] | None = None) -> int:
             change = None
             if case == "grid":
                 p, workers = with_workers(params, synthetic_latency=latency), n
-            elif case == "lognormal":
-                n = needed_workers(period, latency)
-                p, workers = with_workers(params, synthetic_latency=latency, synthetic_latency_sigma=0.5), n
+            elif case == "lognormal":  # the auto pool sizes itself for the high quantile
+                p = with_workers(params, synthetic_latency=latency, synthetic_latency_sigma=0.5)
+                p, workers = with_auto(p, 10, 2), "auto"
             else:
                 spares = 0 if case == "doubling-cold" else 3
                 p, workers = with_auto(with_workers(params, synthetic_latency=latency), 10, spares), "auto"
