@@ -647,6 +647,17 @@ def print_summary(s: dict) -> None:
             f"{_fmt(sim.get('episodes'))} / {_fmt(sim.get('mean_episode_return'))}",
         ),
     ]
+    pool = s.get("pool") or {}
+    if pool.get("auto"):
+        spares = [w for w in pool.get("alive", []) if w not in pool.get("active", [])]
+        rows.append(
+            (
+                "auto pool: active / warm spares",
+                f"{len(pool.get('active', []))} {pool.get('active')} / {len(spares)} {spares} "
+                f"(started {sum('start' in e for e in pool.get('events', []))}, "
+                f"retired {sum('retire' in e for e in pool.get('events', []))})",
+            )
+        )
     for w in s.get("workers", []):
         inf = w.get("inference_ms", {}) or {}
         rows.append(
