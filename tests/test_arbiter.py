@@ -112,3 +112,32 @@ def test_bad_config_refused(kw, match):
 
 def test_fallback_enum_accepts_strings():
     assert ArbiterConfig(action_dim=1, fallback="zero").fallback is Fallback.ZERO
+
+
+def test_surplus_action_is_held_for_the_next_tick_when_asked():
+    c = core()
+    c.hold_surplus = True  # the grid's spacing is between whole periods
+    c.offer(action([0.1, 0.1], 1.000, 1, worker=0), now=1.005)  # its tick slipped: arrived after it
+    c.offer(action([0.2, 0.2], 1.010, 2, worker=1), now=1.015)  # this tick's own
+    first = c.tick(1.020)
+    assert first.kind is TickKind.FRESH and first.action.observation_seq == 1  # older first
+    second = c.tick(1.030)
+    assert second.kind is TickKind.FRESH and second.action.observation_seq == 2  # the held one
+    assert c.tick(1.040).kind is TickKind.FALLBACK and c.superseded == 0
+
+
+def test_only_the_two_newest_are_kept_and_a_third_counts_as_superseded():
+    c = core()
+    c.hold_surplus = True
+    for seq, stamp in ((1, 1.000), (3, 1.020), (2, 1.010)):
+        c.offer(action([0.1 * seq] * 2, stamp, seq), now=1.021)
+    assert [c.tick(t).action.observation_seq for t in (1.025, 1.035)] == [2, 3]
+    assert c.superseded == 1
+
+
+def test_without_holding_the_newest_wins_and_the_other_is_superseded():
+    c = core()
+    c.offer(action([0.1, 0.1], 1.000, 1), now=1.005)
+    c.offer(action([0.2, 0.2], 1.010, 2), now=1.015)
+    assert c.tick(1.020).action.observation_seq == 2 and c.superseded == 1
+    assert c.tick(1.030).kind is TickKind.FALLBACK

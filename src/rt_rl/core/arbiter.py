@@ -112,6 +112,13 @@ class ArbiterCore:
             np.array(self.config.safe_command or self._zero, dtype=np.float64), self._lower, self._upper
         )
         self._pending: TimedAction | None = None  # freshest valid action not yet actuated
+        self._held: TimedAction | None = None  # with hold_surplus: a newer one kept for the next tick
+        # Hold a surplus action for the next tick instead of superseding it. Set while the grid's
+        # spacing is between whole periods (fewer workers than T/P): completions then drift across
+        # the ticks and, near one, jitter puts two between one pair of ticks and none between the
+        # next. Holding the newer of two for the next tick fills that gap (one tick older, not stale);
+        # with a fresh action every tick it would only add a tick of age, so it is off there.
+        self.hold_surplus = False
         self._last_seq = -1  # observation seq of the last actuated action
         self._last_worker = -1
         self._last_stamp = -math.inf  # observation stamp behind the current command
@@ -142,6 +149,13 @@ class ArbiterCore:
             self._pending = None
         if self._pending is None:
             self._pending = action
+        elif self.hold_surplus:  # keep the two newest: the older goes first, the newer waits a tick
+            kept = sorted(
+                (a for a in (self._pending, self._held, action) if a is not None),
+                key=lambda a: a.observation_stamp,
+            )
+            self.superseded += len(kept) - 2
+            self._pending, self._held = kept[-2], kept[-1]
         else:  # one of the two is never actuated: count it, do not drop it silently
             self.superseded += 1
             if action.observation_stamp > self._pending.observation_stamp:
@@ -166,7 +180,7 @@ class ArbiterCore:
 
     def tick(self, now: float) -> TickDecision:
         """Decide the command for the tick at time `now` (seconds, same clock as the stamps)."""
-        action, self._pending = self._pending, None
+        action, self._pending, self._held = self._pending, self._held, None
         if action is not None and 0 <= action.episode < self.episode:
             self.rejected[Rejection.ENDED_EPISODE] += 1
             action = None

@@ -88,7 +88,9 @@ class Schedule:
         i = self.workers.index(worker_id)
         first = self.epoch + i * self.spacing - self.lead
         j = max(0, math.ceil((now - first) / self.cycle - 1e-9))
-        while j > 0 and self.start(i + (j - 1) * self.num_workers) >= now - EPS:  # the estimate overshot (rounding)
+        while (
+            j > 0 and self.start(i + (j - 1) * self.num_workers) >= now - EPS
+        ):  # the estimate overshot (rounding)
             j -= 1
         while self.start(i + j * self.num_workers) < now - EPS:  # an aligned start is a bit earlier
             j += 1

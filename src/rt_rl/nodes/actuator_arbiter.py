@@ -113,6 +113,11 @@ PARAMS = (
         0,
         1000,
     ),
+    Param(
+        "hold_surplus",
+        True,
+        "with fewer workers than T/P: keep a second new action for the next tick instead of superseding it",
+    ),
     Param("retune_tolerance", 0.1, "relative change of T that re-lays the grid", 0.01, 10.0),
     Param("retune_hold", 2.0, "seconds a smaller T must hold before the grid is re-laid for it", 0.0, 60.0),
     Param(
@@ -168,6 +173,7 @@ class ActuatorArbiter(RtNode):
         except ValueError as err:
             raise ConfigError(str(err)) from None
         self.core = ArbiterCore(config)
+        self.hold_surplus = p["hold_surplus"]
         self.period = 1.0 / p["control_rate_hz"]
         self.priority = p["realtime_priority"]
         self.num_workers = p["num_workers"]
@@ -295,6 +301,9 @@ class ActuatorArbiter(RtNode):
                 self.gate.opens_after = schedule.epoch + schedule.cycle
         if schedule is None:
             return
+        ticks = schedule.spacing / schedule.control_period
+        # drifting completions (rt_rl.core.arbiter.ArbiterCore.hold_surplus); a bool: no lock needed
+        self.core.hold_surplus = self.hold_surplus and abs(ticks - round(ticks)) > 1e-6
         self.sched_pub.publish(schedule_to_msg(schedule))
         if schedule.revision == 1:
             self.report()  # "scheduled" now, not at the next statistics period
