@@ -30,6 +30,15 @@ from rt_rl.bench.probe import inter_arrival_ms
 BUSY_LOOP = "while True: pass"
 
 
+def bench_env() -> dict[str, str]:
+    """The environment of a benchmark's processes: its own ROS domain (unless the caller set one) and
+    localhost discovery, so a run does not meet another graph on the network."""
+    env = dict(os.environ)
+    env.setdefault("ROS_DOMAIN_ID", str(random.randint(100, 200)))
+    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    return env
+
+
 def run_once(
     params: str,
     workers: int,
@@ -42,9 +51,7 @@ def run_once(
     """One launch with the outside probe (and a busy loop, and recording into `record`); returns the
     summary plus `outside`."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
-    env.setdefault("ROS_DOMAIN_ID", str(random.randint(100, 200)))
-    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    env = bench_env()
     summary, probe_out = run_dir / "summary.json", run_dir / "probe.json"
     probe = subprocess.Popen([sys.executable, "-m", "rt_rl.bench.probe", str(probe_out)], env=env)
     busy = subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) if busy_loop else None
@@ -91,8 +98,8 @@ def run_once(
 
 
 def spread(values: list[float], fmt: str = "{:.3f}") -> str:
-    """median (min-max) of the runs."""
-    v = [x for x in values if x is not None]
+    """median (min-max) of the runs (None and NaN left out)."""
+    v = [x for x in values if x is not None and x == x]
     if not v:
         return "-"
     if len(v) == 1:

@@ -31,20 +31,32 @@ def inter_arrival_ms(wall: list[float], mono: list[float], start_wall: float, en
     return out
 
 
+def outside_node(name: str):
+    """A plain rclpy node that a SIGINT/SIGTERM asks to stop: (rclpy, node, stop), `stop` non-empty once
+    asked. The caller spins and, when stopped, writes its file and calls `close_outside_node`."""
+    import rclpy
+
+    rclpy.init(signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
+    stop: list[int] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.append(1))
+    return rclpy, rclpy.create_node(name), stop
+
+
+def close_outside_node(rclpy, node) -> None:
+    node.destroy_node()
+    rclpy.try_shutdown()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m rt_rl.bench.probe", description=__doc__.splitlines()[0])
     ap.add_argument("out", help="JSON file written on SIGINT/SIGTERM")
     ap.add_argument("--topic", default="/rt_rl/command")
     a = ap.parse_args(argv)
-    import rclpy
     from rclpy.qos import qos_profile_sensor_data
     from std_msgs.msg import Float64MultiArray
 
-    rclpy.init(signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
-    stop = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.append(1))
-    node = rclpy.create_node("rt_rl_outside_probe")
+    rclpy, node, stop = outside_node("rt_rl_outside_probe")
     wall: list[float] = []
     mono: list[float] = []
 
@@ -60,8 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         executor.spin_once(timeout_sec=0.1)
     with open(a.out, "w") as f:
         json.dump({"topic": a.topic, "wall": wall, "mono": mono}, f)
-    node.destroy_node()
-    rclpy.try_shutdown()
+    close_outside_node(rclpy, node)
     return 0
 
 

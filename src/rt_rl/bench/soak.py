@@ -11,12 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from rt_rl.bench.graph import bench_env
 
 
 def soak_report(records: list[dict], settle: float = 60.0) -> dict:
@@ -87,9 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             "rt-rl bench soak: error: --duration must be >= 130 s (two minutes to compare)", file=sys.stderr
         )
         return 2
-    env = dict(os.environ)
-    env.setdefault("ROS_DOMAIN_ID", str(random.randint(100, 200)))
-    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    env = bench_env()
     with tempfile.TemporaryDirectory(prefix="rt_rl_soak_") as tmp:
         run_dir = Path(tmp) / "run"
         cmd = [

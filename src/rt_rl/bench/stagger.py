@@ -22,7 +22,6 @@ import argparse
 import json
 import math
 import os
-import random
 import signal
 import statistics
 import subprocess
@@ -34,6 +33,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 from tqdm import tqdm
+
+from rt_rl.bench.graph import bench_env, spread
 
 # --- the numbers (pure, tested without ROS) -------------------------------------------------------
 
@@ -97,15 +98,6 @@ def first_above(
     return None
 
 
-def spread(values: list[float], fmt: str = "{:.3f}") -> str:
-    v = sorted(x for x in values if x is not None and not (isinstance(x, float) and math.isnan(x)))
-    if not v:
-        return "-"
-    if len(v) == 1:
-        return fmt.format(v[0])
-    return f"{fmt.format(statistics.median(v))} ({fmt.format(v[0])}-{fmt.format(v[-1])})"
-
-
 # --- running the graph -----------------------------------------------------------------------------
 
 
@@ -120,9 +112,7 @@ def run_once(
     run_dir.mkdir(parents=True, exist_ok=True)
     params_path = run_dir / "params.in.yaml"
     params_path.write_text(yaml.safe_dump(params, sort_keys=False))
-    env = dict(os.environ)
-    env.setdefault("ROS_DOMAIN_ID", str(random.randint(100, 200)))
-    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    env = bench_env()
     summary, probe_out = run_dir / "summary.json", run_dir / "probe.json"
     probe_cmd = [sys.executable, "-m", "rt_rl.bench.tick_probe", str(probe_out)]
     if change is not None:

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import time
+
+from rt_rl.bench.probe import close_outside_node, outside_node
 
 
 def stamp(t) -> float:
@@ -61,15 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--latency", type=float, default=None, help="the new synthetic_latency (s)")
     ap.add_argument("--params-file", help="the launcher's expanded params file: new worker processes read it")
     a = ap.parse_args(argv)
-    import rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from rt_rl_interfaces.msg import Action, Actuation
 
-    rclpy.init(signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
-    stop = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.append(1))
-    node = rclpy.create_node("rt_rl_tick_probe")
+    rclpy, node, stop = outside_node("rt_rl_tick_probe")
     ticks: list[list] = []  # [tick stamp, kind, in_window, action_age, worker, observation seq]
     actions: list[list] = []  # [worker, inference start, inference end, schedule revision, arrival, obs seq]
     changed: dict = {}
@@ -118,8 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     changed["accepted"] = sorted(n for n, _, f in pending if f.done() and f.result().results[0].successful)
     with open(a.out, "w") as f:
         json.dump({"ticks": ticks, "actions": actions, "changed": changed}, f)
-    node.destroy_node()
-    rclpy.try_shutdown()
+    close_outside_node(rclpy, node)
     return 0
 
 

@@ -6,7 +6,7 @@ on a simulated clock stepped every `dt`. Inference durations come from a functio
 benchmark prediction can feed constant, random or changing latencies and watch the grid follow:
 recovery from an underestimated T, a worker leaving, a pool growing.
 
-Simplifications (what the live graph adds): transport is a given random delay on the actions only,
+Simplifications (what the live graph adds): messages arrive instantly (no transport, no jitter),
 a worker hears a new grid the moment it is laid, an observation is the newest sensor sample
 `observation_latency` before the slot start.
 """
@@ -31,7 +31,6 @@ class Inference:
     end: float
     observation_stamp: float
     revision: int  # 0 = before the first grid
-    arrival: float = 0.0  # at the arbiter
 
 
 @dataclass
@@ -58,10 +57,8 @@ def simulate_pool(
     dt: float = 1e-4,
     plan_every: float = 0.1,
     heartbeat: float = 0.5,
-    transport: Callable[[], float] = lambda: 0.0,
 ) -> PoolRun:
-    """Run `seconds` of simulated time; ticks at n * control_period (n >= 1). An action reaches the
-    arbiter `transport()` seconds after its inference ends (a random delay models DDS jitter)."""
+    """Run `seconds` of simulated time; ticks at n * control_period (n >= 1)."""
     n_workers = planner.num_workers
     timeline = GridTimeline()
     followers = [SlotFollower(w) for w in range(n_workers)]
@@ -82,13 +79,13 @@ def simulate_pool(
     def begin(w: int, t: float, revision: int) -> None:
         d = durations(w, t)
         busy_until[w] = t + d
-        inf = Inference(w, t, t + d, observation_stamp(t), revision, t + d + transport())
+        inf = Inference(w, t, t + d, observation_stamp(t), revision)
         in_flight.append(inf)
         run.inferences.append(inf)
 
     for step in range(round(seconds / dt) + 1):
         t = step * dt
-        for inf in [i for i in in_flight if i.arrival <= t + 1e-12]:
+        for inf in [i for i in in_flight if i.end <= t + 1e-12]:
             in_flight.remove(inf)
             if not alive(inf.worker, t):
                 continue

@@ -24,6 +24,8 @@ on the arbiter's clock; workers on other hosts need a synchronised clock (PTP/NT
 from __future__ import annotations
 
 import math
+from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 # Time tolerance: 1 us, above the float resolution of wall-clock seconds (0.24 us in 2026) and far below
@@ -193,31 +195,30 @@ class GridTimeline:
             return True  # leaving the pool: it serves its old slots, then has none
         return g.start(k) + nxt.inference_time <= nxt.start(nxt.workers.index(w)) + EPS
 
-    def next_start(self, worker_id: int, now: float) -> tuple[float, int, Schedule] | None:
-        """Earliest served slot of `worker_id` starting at or after `now`: (start, k, its grid)."""
+    def _first_served(self, now: float, search) -> tuple[float, int, Schedule] | None:
+        """The earliest served slot at or after `now` that `search(grid, t)` -> (start, k) finds, or
+        None; `search` returns None for a grid it has nothing in."""
         for i, g in enumerate(self.grids):
-            if worker_id not in g.workers:
-                continue
-            start, k = g.next_start(worker_id, now)
-            while True:
+            found = search(g, now)
+            while found is not None:
+                start, k = found
                 if self._valid(i, k):
                     return start, k, g
                 if i == len(self.grids) - 1 or g.completion(k) >= self.grids[i + 1].epoch:
                     break  # later slots of this grid are past its end
-                start, k = g.next_start(worker_id, start + 2 * EPS)
+                found = search(g, start + 2 * EPS)
         return None
+
+    def next_start(self, worker_id: int, now: float) -> tuple[float, int, Schedule] | None:
+        """Earliest served slot of `worker_id` starting at or after `now`: (start, k, its grid)."""
+        return self._first_served(
+            now, lambda g, t: g.next_start(worker_id, t) if worker_id in g.workers else None
+        )
 
     def next_slot(self, now: float) -> tuple[float, int] | None:
         """Earliest served slot of any worker starting at or after `now`: (start, owner)."""
-        for i, g in enumerate(self.grids):
-            start, k = g.next_slot_index(now)
-            while True:
-                if self._valid(i, k):
-                    return start, g.owner(k)
-                if i == len(self.grids) - 1 or g.completion(k) >= self.grids[i + 1].epoch:
-                    break
-                start, k = g.next_slot_index(start + 2 * EPS)
-        return None
+        found = self._first_served(now, lambda g, t: g.next_slot_index(t))
+        return None if found is None else (found[0], found[2].owner(found[1]))
 
 
 def next_grid(
@@ -430,7 +431,7 @@ class SlotFollower:
         self.last = (schedule.revision, k)
 
 
-def sensor_phase(stamps: list[float], period: float) -> float:
+def sensor_phase(stamps: Sequence[float], period: float) -> float:
     """The phase (in [0, period)) of sensor samples taken every `period`, from some of their stamps:
     a circular mean, robust to stamps on both sides of the wrap."""
     if period <= 0 or not stamps:
@@ -485,7 +486,7 @@ class SchedulePlanner:
         self.lost_after = lost_after
         self.sensor_period = sensor_period
         self.sensor_offset = sensor_offset  # sample stamp -> observation ready at the worker
-        self._stamps: list[float] = []
+        self._stamps: deque[float] = deque(maxlen=64)  # recent observation stamps (sensor phase)
         self.heard = [0] * num_workers
         self.last_heard: list[float | None] = [None] * num_workers
         self.schedule: Schedule | None = None
@@ -505,7 +506,6 @@ class SchedulePlanner:
         """Sensor stamp of an observation an action was computed from (for the sensor phase)."""
         if stamp > 0:
             self._stamps.append(stamp)
-            del self._stamps[:-64]
 
     def ready(self, subscribers: int) -> bool:
         return min(self.heard) >= self.discard + self.warmup_samples and subscribers >= self.num_workers

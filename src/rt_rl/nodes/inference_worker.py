@@ -358,17 +358,23 @@ class InferenceWorker(RtNode):
         latency = self._synthetic_latency()
         if latency > 0:
             self.stop_event.wait(max(0.0, start + latency - time.monotonic()))
+        zeros = np.zeros(self.task.action_dim)
+        self._publish(to_time_msg(0.0), 0, 0, 0, wall_start, time.monotonic() - start, zeros)
+        self.heartbeats += 1
+
+    def _publish(
+        self, stamp, seq: int, episode: int, revision: int, wall_start: float, elapsed: float, action
+    ) -> None:
+        """One Action: the observation it depends on, the slot's grid, when the inference ran, the output."""
         msg = self._msg
-        msg.observation_seq, msg.episode, msg.schedule_revision = 0, 0, 0
-        msg.observation_stamp = to_time_msg(0.0)
-        elapsed = time.monotonic() - start
+        msg.observation_stamp, msg.observation_seq, msg.episode = stamp, seq, episode
+        msg.schedule_revision = revision
         set_stamp(msg.inference_start, wall_start)
         set_stamp(msg.inference_end, wall_start + elapsed)
         msg.inference_time = elapsed
-        msg.data = float64_array(np.zeros(self.task.action_dim))
+        msg.data = float64_array(action)
         set_stamp(msg.header.stamp, time.time())
         self.pub.publish(msg)
-        self.heartbeats += 1
 
     def _infer(self, obs: Observation, revision: int) -> None:
         wall_start, start = time.time(), time.monotonic()
@@ -409,17 +415,7 @@ class InferenceWorker(RtNode):
             self.filling += 1  # the returned head was computed from zero activations only
             return
         stamp, seq, episode = depends_on
-        msg = self._msg
-        msg.observation_stamp = stamp
-        msg.observation_seq = seq
-        msg.episode = episode
-        msg.schedule_revision = revision
-        set_stamp(msg.inference_start, wall_start)
-        set_stamp(msg.inference_end, wall_start + (end - start))
-        msg.inference_time = end - start
-        msg.data = float64_array(action)
-        set_stamp(msg.header.stamp, time.time())
-        self.pub.publish(msg)
+        self._publish(stamp, seq, episode, revision, wall_start, end - start, action)
         self.published += 1
 
     def status(self) -> tuple[str, dict]:
