@@ -8,6 +8,7 @@ import pytest
 
 from rt_rl.core.pool_sim import simulate_pool
 from rt_rl.core.schedule import (
+    ALIGN_SLACK,
     GridTimeline,
     InferenceTimeEstimator,
     PoolSizer,
@@ -18,6 +19,7 @@ from rt_rl.core.schedule import (
     next_grid,
     pool_processes,
     sensor_phase,
+    tick_shift,
 )
 
 P = 0.01
@@ -184,3 +186,49 @@ def test_starts_are_aligned_to_the_sensor_only_with_a_whole_tick_spacing():
     wide = planner(8, sensor_period=0.008)
     wide.add_observation_stamp(100.0)
     assert wide.aligned_sensor(0.010) == (0.0, 0.0)  # a move of up to 8 ms could cross a tick
+
+
+@pytest.mark.parametrize("tick0", [0.0037, 1.795e9 + 0.0037])
+def test_tick_lock_starts_every_slot_on_a_sample_and_lands_it_margin_before_its_tick(tick0):
+    """500 Hz samples ready at 1.3 ms (+ 2 ms k), ticks at an arbitrary phase: after the shift each
+    worker starts on a sample with no sensor period lost before its tick (wall-clock magnitudes too)."""
+    sensor, ready, t, margin = 0.002, 0.0013, 0.0406, 0.001
+    shift = tick_shift(tick0, t + margin, sensor, ready)
+    assert 0.0 <= shift < sensor
+    s = make_schedule(6, P, t, tick0 + shift, tick0, margin=margin, sensor_period=sensor, sensor_phase=ready)
+    for k in range(200):
+        start = s.start(k)
+        assert s.completion(k) - s.lead - start == pytest.approx(ALIGN_SLACK, abs=2e-6)
+        assert (start - ready) / sensor == pytest.approx(round((start - ready) / sensor), abs=1e-3)
+        assert (s.completion(k) - tick0 - shift) / P == pytest.approx(
+            round((s.completion(k) - tick0 - shift) / P)
+        )
+
+
+def test_tick_lock_is_off_without_a_sensor_rate():
+    assert tick_shift(0.0037, 0.041, 0.0, 0.0013) == 0.0
+
+
+def test_planner_moves_the_ticks_onto_the_sensor_only_when_asked():
+    for lock in (False, True):
+        p = planner(3, sensor_period=0.002, sensor_offset=0.001, lock_ticks=lock)
+        for w in range(3):
+            for _ in range(6):
+                p.add_inference(w, 0.0205)
+        for k in range(20):
+            p.add_observation_stamp(100.0003 + 0.002 * k)
+        s = p.plan(100.0, 99.9957, subscribers=3, monotonic_now=1.0)
+        assert (p.tick_shift > 0) is lock
+        waste = [s.completion(k) - s.lead - s.start(k) for k in range(10)]
+        assert max(waste) < 1e-4 if lock else min(waste) > 1e-4
+
+
+def test_a_tick_expects_an_action_only_where_a_slot_finishes_in_its_period():
+    s = make_schedule(2, P, 0.0205, tick_phase=0.0, not_before=0.0, margin=0.001)  # spacing 10.25 ms
+    margin = s.lead - s.inference_time
+    ends = [s.completion(k) - margin for k in range(200)]
+    ticks = [s.epoch + i * P for i in range(150)]
+    expected = [any(t - P + 1e-6 < e <= t + 1e-6 for e in ends) for t in ticks]
+    assert [s.completes_for(t) for t in ticks] == expected
+    assert 0 < expected.count(False) < 10  # the ticks theory leaves without an action
+    assert not s.completes_for(s.epoch - 2 * P)

@@ -141,3 +141,12 @@ def test_without_holding_the_newest_wins_and_the_other_is_superseded():
     c.offer(action([0.2, 0.2], 1.010, 2), now=1.015)
     assert c.tick(1.020).action.observation_seq == 2 and c.superseded == 1
     assert c.tick(1.030).kind is TickKind.FALLBACK
+
+
+def test_has_fresh_until_the_tick_takes_the_action():
+    a = core()
+    assert not a.has_fresh
+    a.offer(action([0.1, 0.1], stamp=10.0, seq=1), now=10.005)
+    assert a.has_fresh
+    a.tick(10.01)
+    assert not a.has_fresh

@@ -111,3 +111,13 @@ def test_a_clock_stepped_backwards_re_anchors_the_grid_instead_of_sleeping_throu
     assert pacer.clock_steps == 1
     n2, due2 = pacer.next_due(990.01)
     assert n2 == n + 1 and due2 == pytest.approx(990.02)
+
+
+def test_shift_moves_every_later_tick_and_only_stretches_one_period():
+    t = FakeTime(0.0)
+    p = Pacer(0.01, 0.0)
+    first = [p.wait(t.clock, t.sleep)[1] for _ in range(3)]
+    p.shift(0.0015)
+    later = [p.wait(t.clock, t.sleep)[1] for _ in range(3)]
+    np.testing.assert_allclose(first, [0.01, 0.02, 0.03])
+    np.testing.assert_allclose(later, [0.0415, 0.0515, 0.0615])

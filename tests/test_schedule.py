@@ -76,10 +76,18 @@ def test_bad_arguments_are_refused():
 
 
 def test_retune_on_overrun_and_shrink_but_not_noise():
-    s = make_schedule(2, PERIOD, 0.04, 0.0, 0.0)
-    assert not needs_retune(s, 0.042, 0.15)
-    assert needs_retune(s, 0.05, 0.15)
+    s = make_schedule(6, PERIOD, 0.04, 0.0, 0.0, margin=0.002)  # a whole-tick grid with slack
+    assert not needs_retune(s, 0.0415, 0.15)  # within the margin: the action still makes its tick
+    assert needs_retune(s, 0.0425, 0.15)  # beyond it: every action misses its tick
+    assert not needs_retune(s, 0.038, 0.15)  # a small shrink is noise
     assert needs_retune(s, 0.03, 0.15)
+
+
+def test_back_to_back_workers_retune_on_any_overrun_of_their_cycle():
+    s = make_schedule(2, PERIOD, 0.04, 0.0, 0.0, margin=0.002)  # spacing T/N: no slack in a cycle
+    assert s.cycle == pytest.approx(0.04)
+    assert needs_retune(s, 0.0405, 0.15)  # each start would be later than the last
+    assert not needs_retune(s, 0.04, 0.15)
 
 
 def test_estimator_uses_a_high_percentile_of_recent_samples():
@@ -97,7 +105,7 @@ def test_estimator_uses_a_high_percentile_of_recent_samples():
 
 
 def test_retuner_ignores_bursts_and_follows_sustained_change():
-    s = make_schedule(2, PERIOD, 0.04, 0.0, 0.0)
+    s = make_schedule(6, PERIOD, 0.04, 0.0, 0.0, margin=0.002)
     r = Retuner(tolerance=0.1, hold_time=2.0)
     assert not r.update(0.0, s, 0.05)  # slow burst starts
     assert not r.update(1.0, s, 0.05)

@@ -67,7 +67,10 @@ def main(argv: list[str] | None = None) -> int:
 
     rclpy, node, stop = outside_node("rt_rl_tick_probe")
     ticks: list[list] = []  # [tick stamp, kind, in_window, action_age, worker, observation seq]
-    actions: list[list] = []  # [worker, inference start, inference end, schedule revision, arrival, obs seq]
+    actions: list[
+        list
+    ] = []  # [worker, inference start, inference end, schedule revision, arrival, obs seq, obs stamp,
+    #  reported inference time]
     changed: dict = {}
 
     def on_tick(m) -> None:
@@ -84,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
                 m.schedule_revision,
                 time.time(),
                 m.observation_seq,
+                stamp(m.observation_stamp),
+                m.inference_time,
             ]
         )
 

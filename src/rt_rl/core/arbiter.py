@@ -138,6 +138,11 @@ class ArbiterCore:
     def last_command(self) -> np.ndarray:
         return self._command
 
+    @property
+    def has_fresh(self) -> bool:
+        """A new action is waiting for the next tick."""
+        return self._pending is not None
+
     def offer(self, action: TimedAction, now: float) -> Rejection | None:
         """An action arrived. Returns why it was rejected, or None if it was kept (or superseded)."""
         reason = self._check(action, now)

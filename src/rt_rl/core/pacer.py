@@ -59,6 +59,10 @@ class Pacer:
         self.tick = n
         return n, self.due(n)
 
+    def shift(self, seconds: float) -> None:
+        """Move every later tick by `seconds` (> 0: later; the next period is that much longer)."""
+        self.start += seconds
+
     def record_start(self, due: float, started: float) -> None:
         """Count a tick that began later than the tolerance (called with the real start time)."""
         if started - due > self.late_tolerance:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 # any slot spacing. A smaller step added to a wall time does not move it (an endless loop). Searches
 # accept a start up to EPS before `now` (float noise); moving past a slot therefore steps 2 * EPS.
 EPS = 1e-6
+ALIGN_SLACK = 2e-5  # seconds a tick-locked start is planned after its sensor sample (see tick_shift)
 
 
 @dataclass(frozen=True)
@@ -76,9 +77,16 @@ class Schedule:
         if self.sensor_period > 0:
             t = (
                 self.sensor_phase
-                + math.floor((t - self.sensor_phase) / self.sensor_period + 1e-9) * self.sensor_period
+                + math.floor((t - self.sensor_phase + EPS) / self.sensor_period) * self.sensor_period
             )
         return t
+
+    def completes_for(self, tick: float) -> bool:
+        """Some slot of this grid is planned to finish in the control period that ends at `tick`
+        (so its action is the one that tick should actuate)."""
+        margin = self.lead - self.inference_time
+        k = math.floor((tick + margin + EPS - self.epoch) / self.spacing)
+        return k >= 0 and self.completion(k) - margin > tick - self.control_period + EPS
 
     def owner(self, k: int) -> int:
         return self.workers[k % self.num_workers]
@@ -275,10 +283,15 @@ def next_grid(
 def needs_retune(current: Schedule, estimate: float, tolerance: float) -> bool:
     """True when the measured T moved enough that the grid no longer fits.
 
-    An overrun (estimate above the grid's T) retunes at once beyond the tolerance; a shrink only when
-    it is larger than the tolerance too, to avoid flapping on noise.
+    An overrun (estimate above the grid's T) needs one as soon as it costs ticks: beyond the margin
+    (the action misses its tick) or beyond the slack of the worker's cycle (with workers back to back,
+    each start a little later than the last until a slot is skipped), and at most beyond the
+    tolerance. A shrink needs one only beyond the tolerance, to avoid flapping on noise; so the grid's
+    T ratchets up to what the workers really take.
     """
-    return abs(estimate - current.inference_time) > tolerance * current.inference_time
+    if estimate > current.inference_time:
+        return estimate > min(current.inference_time * (1.0 + tolerance), current.cycle, current.lead)
+    return current.inference_time - estimate > tolerance * current.inference_time
 
 
 class Retuner:
@@ -431,6 +444,19 @@ class SlotFollower:
         self.last = (schedule.revision, k)
 
 
+def tick_shift(tick_phase: float, lead: float, sensor_period: float, start_phase: float) -> float:
+    """How much later (in [0, sensor_period)) to move the control ticks so that a slot planned `lead`
+    before its tick starts exactly at `start_phase` (+ whole sensor periods): the worker then reads a
+    sample taken just before it starts and its action lands `margin` before its tick, with no sensor
+    period of waiting in between. Exact for every tick when the control period is a whole number of
+    sensor periods; otherwise for every other tick or so (e.g. 250 Hz against 100 Hz: 0 and 2 ms)."""
+    if sensor_period <= 0:
+        return 0.0
+    # aimed ALIGN_SLACK after the sample time, so that rounding at wall-clock magnitudes (float
+    # resolution ~0.2 us) cannot move a start back by a whole sensor period
+    return (start_phase + ALIGN_SLACK + lead - tick_phase) % sensor_period
+
+
 def sensor_phase(stamps: Sequence[float], period: float) -> float:
     """The phase (in [0, period)) of sensor samples taken every `period`, from some of their stamps:
     a circular mean, robust to stamps on both sides of the wrap."""
@@ -473,6 +499,7 @@ class SchedulePlanner:
         lost_after: float = 1.5,
         sensor_period: float = 0.0,
         sensor_offset: float = 0.0,
+        lock_ticks: bool = False,
     ) -> None:
         self.num_workers = num_workers  # worker ids are 0..num_workers-1 (max_workers for a pool)
         self.control_period = control_period
@@ -487,6 +514,8 @@ class SchedulePlanner:
         self.sensor_period = sensor_period
         self.sensor_offset = sensor_offset  # sample stamp -> observation ready at the worker
         self._stamps: deque[float] = deque(maxlen=64)  # recent observation stamps (sensor phase)
+        self.lock_ticks = lock_ticks  # each new grid moves the ticks onto the sensor (`tick_shift`)
+        self.tick_shift = 0.0  # seconds the last grid moved the ticks (the caller moves its clock)
         self.heard = [0] * num_workers
         self.last_heard: list[float | None] = [None] * num_workers
         self.schedule: Schedule | None = None
@@ -560,6 +589,10 @@ class SchedulePlanner:
             if same_pool and not self.retuner.update(monotonic_now, current, estimate):
                 return None
         period, phase = self.aligned_sensor(max(self.control_period, estimate / len(workers)))
+        self.tick_shift = 0.0
+        if self.lock_ticks and period > 0:
+            self.tick_shift = tick_shift(tick_phase, estimate + self.margin, period, phase)
+            tick_phase += self.tick_shift
         self.schedule = next_grid(
             current,
             workers,

@@ -86,6 +86,12 @@ PARAMS = (
         1.0,
     ),
     Param(
+        "tick_phase_lock",
+        True,
+        "with sensor_rate_hz: each new grid moves the control ticks later (by less than one sensor "
+        "period) so that a worker starts just after a sample and its action lands just before its tick",
+    ),
+    Param(
         "fallback",
         "hold",
         "command when no fresh action: hold last, zero, or default_command",
@@ -103,6 +109,14 @@ PARAMS = (
         "max_action_age", 0.25, "seconds; older actions are rejected and the watchdog goes safe", 0.001, 60.0
     ),
     Param("schedule_margin", 0.002, "seconds a completion is planned before its tick (transport)", 0.0, 1.0),
+    Param(
+        "tick_grace",
+        0.0,
+        "seconds a tick may wait for the action the grid has due for it when that action is still in "
+        "transit (0: never wait; the command of such a tick goes out up to this much later)",
+        0.0,
+        0.5,
+    ),
     Param(
         "warmup_samples", 5, "inference times measured from each worker before the first schedule", 1, 10000
     ),
@@ -174,6 +188,9 @@ class ActuatorArbiter(RtNode):
             raise ConfigError(str(err)) from None
         self.core = ArbiterCore(config)
         self.hold_surplus = p["hold_surplus"]
+        self.tick_grace = p["tick_grace"]
+        self.grace_waits = 0  # ticks that waited for their due action
+        self.grace_fresh = 0  # ... and got it
         self.period = 1.0 / p["control_rate_hz"]
         self.priority = p["realtime_priority"]
         self.num_workers = p["num_workers"]
@@ -195,6 +212,7 @@ class ActuatorArbiter(RtNode):
             lost_after=p["worker_lost_after"],
             sensor_period=1.0 / p["sensor_rate_hz"] if p["sensor_rate_hz"] > 0 else 0.0,
             sensor_offset=p["sensor_offset"],
+            lock_ticks=p["tick_phase_lock"],
         )
         self.heartbeats = 0
         self.measurement = Measurement(self.period, self.num_workers)
@@ -227,6 +245,18 @@ class ActuatorArbiter(RtNode):
             tick, due = self.pacer.wait(clock=time.time)
             now = time.time()
             inference_times = self._take_inputs(now)
+            grid = self.planner.schedule  # read without the lock: replaced whole, never unset
+            if (
+                self.tick_grace > 0
+                and not self.core.has_fresh
+                and grid is not None
+                and grid.completes_for(due)
+            ):
+                self.grace_waits += 1
+                if self.actions.wait_for(self.tick_grace):
+                    now = time.time()
+                    inference_times += self._take_inputs(now)
+                    self.grace_fresh += self.core.has_fresh
             decision = self.core.tick(now)
             msg.data = float64_array(decision.command)
             self.cmd_pub.publish(msg)
@@ -296,6 +326,10 @@ class ActuatorArbiter(RtNode):
             schedule = self.planner.plan(
                 time.time(), self._last_tick_due, self.sched_pub.get_subscription_count(), time.monotonic()
             )
+            if schedule is not None and self.planner.tick_shift:
+                # the grid is laid on ticks moved onto the sensor phase: move the clock with it
+                self.pacer.shift(self.planner.tick_shift)
+                self._last_tick_due += self.planner.tick_shift
             if schedule is not None and self.gate.opens_after == math.inf:
                 # the window opens once every worker has started on the first grid
                 self.gate.opens_after = schedule.epoch + schedule.cycle
@@ -333,6 +367,7 @@ class ActuatorArbiter(RtNode):
             snap.rejected = {k.value: v for k, v in self.core.rejected.items()}
         out = summarize(snap)
         out["pacer"] = self.pacer.counters() if self.pacer else {}
+        out["tick_grace"] = {"waits": self.grace_waits, "fresh_after_wait": self.grace_fresh}
         out["schedule"] = (
             None
             if sched is None
@@ -344,6 +379,7 @@ class ActuatorArbiter(RtNode):
                 "lead_ms": round(sched.lead * 1e3, 3),
                 "workers": list(sched.workers),
                 "sensor_phase_ms": round(sched.sensor_phase * 1e3, 3),
+                "tick_shift_ms": round(self.planner.tick_shift * 1e3, 3),
             }
         )
         with self._lock:
