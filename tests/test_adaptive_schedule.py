@@ -232,3 +232,28 @@ def test_a_tick_expects_an_action_only_where_a_slot_finishes_in_its_period():
     assert [s.completes_for(t) for t in ticks] == expected
     assert 0 < expected.count(False) < 10  # the ticks theory leaves without an action
     assert not s.completes_for(s.epoch - 2 * P)
+
+
+def test_back_to_back_workers_are_spaced_by_a_typical_slot_and_lead_by_the_tail():
+    """Fewer workers than T/P: the spacing follows the 75th percentile (a late start only delays the
+    next one), the lead the 95th (the action must make its tick)."""
+    p = planner(2)
+    rng = np.random.default_rng(0)
+    times = 0.0205 + rng.gamma(2.0, 0.0001, size=30)
+    for w in range(2):
+        for t in times[:6]:
+            p.add_inference(w, t)
+    for t in times[6:]:
+        p.add_inference(0, t)
+    s = p.plan(0.0, 0.0, subscribers=2, monotonic_now=1.0)
+    assert s.inference_time == pytest.approx(p.estimator.estimate())
+    assert s.spacing == pytest.approx(p.estimator.typical() * 1.005 / 2)
+    assert s.spacing < s.inference_time / 2
+
+
+def test_a_typical_slot_beyond_the_cycle_re_lays_but_noise_within_the_headroom_does_not():
+    s = make_schedule(2, P, 0.0212, 0.0, 0.0, cycle_time=0.0205)
+    r = Retuner(0.1, 2.0, overrun_hold=0.2)
+    assert not r.update(0.0, s, 0.0212, typical=0.0205 * 1.004)
+    assert not r.update(0.1, s, 0.0212, typical=0.0205 * 1.01)  # over: held for 0.2 s
+    assert r.update(0.35, s, 0.0212, typical=0.0205 * 1.01)

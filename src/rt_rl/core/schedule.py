@@ -32,6 +32,10 @@ from dataclasses import dataclass, replace
 # any slot spacing. A smaller step added to a wall time does not move it (an endless loop). Searches
 # accept a start up to EPS before `now` (float noise); moving past a slot therefore steps 2 * EPS.
 EPS = 1e-6
+TYPICAL_PERCENTILE = 75.0  # see InferenceTimeEstimator.typical
+# A back-to-back grid is laid this much above the typical slot length and re-laid once the typical
+# length passes it by as much again: no re-lay for each new maximum of a noisy percentile.
+CYCLE_HEADROOM = 0.005
 ALIGN_SLACK = 2e-5  # seconds a tick-locked start is planned after its sensor sample (see tick_shift)
 
 
@@ -63,7 +67,7 @@ class Schedule:
         return self.num_workers * self.spacing
 
     def predicted_fresh_ratio(self) -> float:
-        return min(1.0, self.num_workers * self.control_period / max(self.inference_time, 1e-9))
+        return min(1.0, self.control_period / self.spacing)
 
     def completion(self, k: int) -> float:
         """Slot k's due time: its inference ends `margin` (lead - T) before it."""
@@ -137,16 +141,21 @@ def make_schedule(
     workers: tuple[int, ...] = (),
     sensor_period: float = 0.0,
     sensor_phase: float = 0.0,
+    cycle_time: float | None = None,
 ) -> Schedule:
     """Lay a grid whose first slot is an arbiter tick, late enough that no start is before `not_before`.
 
-    `tick_phase` is any arbiter tick time (ticks are tick_phase + n*control_period).
+    `tick_phase` is any arbiter tick time (ticks are tick_phase + n*control_period). The lead is
+    `inference_time` (a high percentile: the action must make its tick) plus the margin; the spacing
+    of workers that run back to back (fewer than T/P) is `cycle_time` / N, a typical slot length (by
+    default `inference_time`): a worker that starts a slot late just starts the next one late too,
+    so the spacing only has to exceed the mean, and every bit of it above costs fresh ticks.
     """
     if num_workers < 1:
         raise ValueError(f"num_workers must be >= 1, got {num_workers}")
     if control_period <= 0 or inference_time <= 0:
         raise ValueError("control_period and inference_time must be > 0")
-    spacing = max(control_period, inference_time / num_workers)
+    spacing = max(control_period, (cycle_time or inference_time) / num_workers)
     lead = inference_time + margin
     n = math.ceil((not_before + lead + sensor_period - tick_phase) / control_period - 1e-9)
     epoch = tick_phase + n * control_period
@@ -240,6 +249,7 @@ def next_grid(
     notice: float,
     sensor_period: float = 0.0,
     sensor_phase: float = 0.0,
+    cycle_time: float | None = None,
 ) -> Schedule:
     """The grid that follows `old` without losing a tick the old one would serve.
 
@@ -263,6 +273,7 @@ def next_grid(
         tuple(workers),
         sensor_period,
         sensor_phase,
+        cycle_time,
     )
     if old is None:
         return base
@@ -280,17 +291,20 @@ def next_grid(
     return replace(base, workers=order)
 
 
-def needs_retune(current: Schedule, estimate: float, tolerance: float) -> bool:
+def needs_retune(current: Schedule, estimate: float, tolerance: float, typical: float | None = None) -> bool:
     """True when the measured T moved enough that the grid no longer fits.
 
-    An overrun (estimate above the grid's T) needs one as soon as it costs ticks: beyond the margin
-    (the action misses its tick) or beyond the slack of the worker's cycle (with workers back to back,
-    each start a little later than the last until a slot is skipped), and at most beyond the
-    tolerance. A shrink needs one only beyond the tolerance, to avoid flapping on noise; so the grid's
-    T ratchets up to what the workers really take.
+    An overrun needs one as soon as it costs ticks: the high percentile `estimate` beyond the margin
+    (actions miss their tick), or the `typical` slot length (default: `estimate`) beyond a worker's
+    cycle (workers back to back start each slot a little later than the last until one is skipped),
+    and at most beyond the tolerance. A shrink needs one only beyond the tolerance, to avoid flapping
+    on noise; so the grid ratchets up to what the workers really take.
     """
+    typical = estimate if typical is None else typical
+    if typical > current.cycle * (1.0 + CYCLE_HEADROOM) + EPS:
+        return True
     if estimate > current.inference_time:
-        return estimate > min(current.inference_time * (1.0 + tolerance), current.cycle, current.lead)
+        return estimate > min(current.inference_time * (1.0 + tolerance), current.lead)
     return current.inference_time - estimate > tolerance * current.inference_time
 
 
@@ -307,13 +321,14 @@ class Retuner:
         self.overrun_hold = hold_time if overrun_hold is None else min(overrun_hold, hold_time)
         self._off_since: float | None = None
 
-    def update(self, now: float, current: Schedule, estimate: float) -> bool:
-        if not needs_retune(current, estimate, self.tolerance):
+    def update(self, now: float, current: Schedule, estimate: float, typical: float | None = None) -> bool:
+        if not needs_retune(current, estimate, self.tolerance, typical):
             self._off_since = None
             return False
         if self._off_since is None:
             self._off_since = now
-        hold = self.overrun_hold if estimate > current.inference_time else self.hold_time
+        overrun = estimate > current.inference_time or (typical or 0.0) > current.cycle
+        hold = self.overrun_hold if overrun else self.hold_time
         if now - self._off_since >= hold:
             self._off_since = None
             return True
@@ -390,10 +405,18 @@ class InferenceTimeEstimator:
         return len(self._samples)
 
     def estimate(self) -> float:
+        return self.quantile(self.percentile)
+
+    def typical(self) -> float:
+        """A typical slot length, for the spacing of back-to-back workers: the 75th percentile (above
+        the mean of these right-skewed times, far below their tail)."""
+        return self.quantile(TYPICAL_PERCENTILE)
+
+    def quantile(self, percentile: float) -> float:
         if not self._samples:
             raise ValueError("no inference time measured yet")
         ordered = sorted(self._samples)
-        idx = min(len(ordered) - 1, math.ceil(self.percentile / 100.0 * len(ordered)) - 1)
+        idx = min(len(ordered) - 1, math.ceil(percentile / 100.0 * len(ordered)) - 1)
         return ordered[max(idx, 0)]
 
 
@@ -575,6 +598,7 @@ class SchedulePlanner:
         if not len(self.estimator):
             return None
         estimate = self.estimator.estimate()
+        typical = min(self.estimator.typical() * (1.0 + CYCLE_HEADROOM), estimate)
         alive = self.alive(monotonic_now)
         if not alive:
             return None
@@ -586,9 +610,9 @@ class SchedulePlanner:
             workers = tuple(alive)
         if current is not None:
             same_pool = set(workers) == set(current.workers)
-            if same_pool and not self.retuner.update(monotonic_now, current, estimate):
+            if same_pool and not self.retuner.update(monotonic_now, current, estimate, typical):
                 return None
-        period, phase = self.aligned_sensor(max(self.control_period, estimate / len(workers)))
+        period, phase = self.aligned_sensor(max(self.control_period, typical / len(workers)))
         self.tick_shift = 0.0
         if self.lock_ticks and period > 0:
             self.tick_shift = tick_shift(tick_phase, estimate + self.margin, period, phase)
@@ -604,5 +628,6 @@ class SchedulePlanner:
             self.notice,
             period,
             phase,
+            typical,
         )
         return self.schedule
