@@ -235,20 +235,22 @@ def test_a_tick_expects_an_action_only_where_a_slot_finishes_in_its_period():
 
 
 def test_back_to_back_workers_are_spaced_by_a_typical_slot_and_lead_by_the_tail():
-    """Fewer workers than T/P: the spacing follows the 75th percentile (a late start only delays the
-    next one), the lead the 95th (the action must make its tick)."""
+    """Fewer workers than T/P: the spacing follows the 75th percentile of what a slot occupies a worker
+    (inference + turnaround: a late start only delays the next), the lead the 95th of the inference
+    alone (the action must make its tick)."""
     p = planner(2)
     rng = np.random.default_rng(0)
     times = 0.0205 + rng.gamma(2.0, 0.0001, size=30)
     for w in range(2):
         for t in times[:6]:
-            p.add_inference(w, t)
+            p.add_inference(w, t, turnaround=0.0003)
     for t in times[6:]:
-        p.add_inference(0, t)
+        p.add_inference(0, t, turnaround=0.0003)
     s = p.plan(0.0, 0.0, subscribers=2, monotonic_now=1.0)
     assert s.inference_time == pytest.approx(p.estimator.estimate())
-    assert s.spacing == pytest.approx(p.estimator.typical() * 1.005 / 2)
-    assert s.spacing < s.inference_time / 2
+    assert p.slots.estimate() == pytest.approx(p.estimator.quantile(75) + 0.0003)
+    assert s.spacing == pytest.approx(p.slots.estimate() * 1.005 / 2)
+    assert s.spacing < (s.inference_time + 0.0003) / 2
 
 
 def test_a_typical_slot_beyond_the_cycle_re_lays_but_noise_within_the_headroom_does_not():

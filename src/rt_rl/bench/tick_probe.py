@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     actions: list[
         list
     ] = []  # [worker, inference start, inference end, schedule revision, arrival, obs seq, obs stamp,
-    #  reported inference time]
+    #  inference time, turnaround]
     changed: dict = {}
 
     def on_tick(m) -> None:
@@ -89,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                 m.observation_seq,
                 stamp(m.observation_stamp),
                 m.inference_time,
+                m.turnaround,
             ]
         )
 

@@ -32,7 +32,9 @@ from dataclasses import dataclass, replace
 # any slot spacing. A smaller step added to a wall time does not move it (an endless loop). Searches
 # accept a start up to EPS before `now` (float noise); moving past a slot therefore steps 2 * EPS.
 EPS = 1e-6
-TYPICAL_PERCENTILE = 75.0  # see InferenceTimeEstimator.typical
+# The spacing of back-to-back workers follows this percentile of their slot lengths: above the mean
+# of these right-skewed times (a late start only delays the next), far below their tail.
+TYPICAL_PERCENTILE = 75.0
 # A back-to-back grid is laid this much above the typical slot length and re-laid once the typical
 # length passes it by as much again: no re-lay for each new maximum of a noisy percentile.
 CYCLE_HEADROOM = 0.005
@@ -407,11 +409,6 @@ class InferenceTimeEstimator:
     def estimate(self) -> float:
         return self.quantile(self.percentile)
 
-    def typical(self) -> float:
-        """A typical slot length, for the spacing of back-to-back workers: the 75th percentile (above
-        the mean of these right-skewed times, far below their tail)."""
-        return self.quantile(TYPICAL_PERCENTILE)
-
     def quantile(self, percentile: float) -> float:
         if not self._samples:
             raise ValueError("no inference time measured yet")
@@ -537,6 +534,8 @@ class SchedulePlanner:
         self.sensor_period = sensor_period
         self.sensor_offset = sensor_offset  # sample stamp -> observation ready at the worker
         self._stamps: deque[float] = deque(maxlen=64)  # recent observation stamps (sensor phase)
+        # how long a slot occupies a worker (inference + turnaround): the spacing of back-to-back ones
+        self.slots = InferenceTimeEstimator(self.estimator.window, TYPICAL_PERCENTILE)
         self.lock_ticks = lock_ticks  # each new grid moves the ticks onto the sensor (`tick_shift`)
         self.tick_shift = 0.0  # seconds the last grid moved the ticks (the caller moves its clock)
         self.heard = [0] * num_workers
@@ -544,8 +543,11 @@ class SchedulePlanner:
         self.schedule: Schedule | None = None
         self.wanted: int | None = None
 
-    def add_inference(self, worker_id: int, seconds: float, at: float | None = None) -> None:
-        """A worker's measured inference time (`at`: monotonic time it was heard; None: not tracked)."""
+    def add_inference(
+        self, worker_id: int, seconds: float, at: float | None = None, turnaround: float = 0.0
+    ) -> None:
+        """A worker's measured inference time (`at`: monotonic time it was heard; None: not tracked)
+        and the turnaround it needs after one (a slot occupies it for both)."""
         if not 0 <= worker_id < self.num_workers:
             return  # not a worker of this graph (the arbiter counts it elsewhere)
         self.heard[worker_id] += 1
@@ -553,6 +555,7 @@ class SchedulePlanner:
             self.last_heard[worker_id] = at
         if self.heard[worker_id] > self.discard:
             self.estimator.add(seconds)
+            self.slots.add(seconds + max(turnaround, 0.0))
 
     def add_observation_stamp(self, stamp: float) -> None:
         """Sensor stamp of an observation an action was computed from (for the sensor phase)."""
@@ -598,7 +601,7 @@ class SchedulePlanner:
         if not len(self.estimator):
             return None
         estimate = self.estimator.estimate()
-        typical = min(self.estimator.typical() * (1.0 + CYCLE_HEADROOM), estimate)
+        typical = self.slots.estimate() * (1.0 + CYCLE_HEADROOM)
         alive = self.alive(monotonic_now)
         if not alive:
             return None

@@ -266,8 +266,8 @@ class ActuatorArbiter(RtNode):
                 self._last_tick_due = due
                 was_open = self.gate.opened_at is not None
                 heard = time.monotonic()
-                for worker_id, seconds, stamp in inference_times:
-                    self.planner.add_inference(worker_id, seconds, at=heard)
+                for worker_id, seconds, turnaround, stamp in inference_times:
+                    self.planner.add_inference(worker_id, seconds, at=heard, turnaround=turnaround)
                     if stamp is None:
                         continue  # a spare's heartbeat
                     self.planner.add_observation_stamp(stamp)
@@ -294,9 +294,10 @@ class ActuatorArbiter(RtNode):
         a.episode = -1 if action is None else action.episode
         self.act_pub.publish(a)
 
-    def _take_inputs(self, now: float) -> list[tuple[int, float, float | None]]:
-        """Offer the actions that arrived since the last tick; their (worker, inference time, observation
-        stamp), the stamp None for a spare's heartbeat (revision 0 once a grid exists: never actuated)."""
+    def _take_inputs(self, now: float) -> list[tuple[int, float, float, float | None]]:
+        """Offer the actions that arrived since the last tick; their (worker, inference time, turnaround,
+        observation stamp), the stamp None for a spare's heartbeat (revision 0 once a grid exists:
+        never actuated)."""
         reward = self.episode_ends.take_newest()
         if reward is not None:
             self.core.set_episode(episode_after(reward.episode, reward.terminated or reward.truncated))
@@ -305,7 +306,7 @@ class ActuatorArbiter(RtNode):
         for msg in self.actions.take_all():
             if scheduled and msg.schedule_revision == 0:
                 self.heartbeats += 1
-                inference_times.append((msg.worker_id, msg.inference_time, None))
+                inference_times.append((msg.worker_id, msg.inference_time, msg.turnaround, None))
                 continue
             action = TimedAction(
                 np.asarray(msg.data, dtype=np.float64),
@@ -314,7 +315,9 @@ class ActuatorArbiter(RtNode):
                 msg.worker_id,
                 episode=msg.episode,
             )
-            inference_times.append((msg.worker_id, msg.inference_time, action.observation_stamp))
+            inference_times.append(
+                (msg.worker_id, msg.inference_time, msg.turnaround, action.observation_stamp)
+            )
             self.core.offer(action, now)
         return inference_times
 

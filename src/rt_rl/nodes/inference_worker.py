@@ -205,8 +205,11 @@ class InferenceWorker(RtNode):
         self.missing_observations = 0
         self.late_observations = 0  # taken within observation_grace after the slot started
         self.grace = p["observation_grace"]
-        # monotonic times of the last inference's end and of the wake-up for the next slot
-        self._ended = self._woke = self._turnaround = 0.0
+        # What a slot occupies a worker beyond its inference (publishing, finding its next slot: 0.3-0.4
+        # ms measured here), reported with each action: the grid spaces back-to-back workers by both,
+        # or each would start a little later than the last until one slot is skipped. Measured from
+        # the last inference's end (monotonic) to the moment it is ready for the next, waits excluded.
+        self._ended = self._woke = self._turnaround = self._wake_part = 0.0
         self.bad_observations = 0
         self.compute_times = Ring(1024)
         self.compute_ms = warm_up(self.policy, info.input_dim)
@@ -316,6 +319,7 @@ class InferenceWorker(RtNode):
             self._update_schedule()
             if self.timeline.current is None:
                 # No schedule yet: run once per new observation, so the arbiter can measure T.
+                self._turned(time.monotonic())
                 obs = self.observations.take_newest()
                 if obs is None:
                     self._ended = 0.0
@@ -332,25 +336,27 @@ class InferenceWorker(RtNode):
                 self.stop_event.wait(UNSCHEDULED_POLL)
                 continue
             start, k, grid = found
-            free = time.monotonic()  # ready for the next slot: the turnaround so far ends here
-            # only a slot started late (back to back with the last) is occupied by the turnaround
-            back_to_back = time.time() >= start
+            self._turned(time.monotonic())  # ready for the next slot
             if not sleep_until_wall(start, self.stop_event):
-                self._ended = 0.0  # it waited: no turnaround to measure for the next slot
                 continue  # a long wait: look at the schedule again first
-            self._turnaround = free - self._ended if self._ended and back_to_back else 0.0
             self.follower.started(grid, k, start, time.time())
             obs = self.observations.take_newest()
             if obs is None and self.grace > 0 and self.observations.wait_for(self.grace):
                 # sent for this slot but still in the middleware (its receive thread is not real time)
                 self.late_observations += 1
                 obs = self.observations.take_newest()
-            self._woke = time.monotonic()  # waiting for the observation is not turnaround
+            self._woke = time.monotonic()  # waiting for the observation is not turnaround either
             if obs is None:
                 self.missing_observations += 1
                 self._ended = 0.0
                 continue
             self._infer(obs, grid.revision)
+
+    def _turned(self, ready: float) -> None:
+        """The worker is ready for its next inference at `ready`: the turnaround since the last ends."""
+        if self._ended:
+            self._turnaround = ready - self._ended
+            self._ended = 0.0
 
     def _synthetic_latency(self) -> float:
         if self.latency <= 0 or self.latency_sigma <= 0:
@@ -382,7 +388,6 @@ class InferenceWorker(RtNode):
         wall_start: float,
         elapsed: float,
         action,
-        turnaround: float = 0.0,
     ) -> None:
         """One Action: the observation it depends on, the slot's grid, when the inference ran, the output."""
         msg = self._msg
@@ -390,20 +395,17 @@ class InferenceWorker(RtNode):
         msg.schedule_revision = revision
         set_stamp(msg.inference_start, wall_start)
         set_stamp(msg.inference_end, wall_start + elapsed)
-        msg.inference_time = elapsed + turnaround
+        msg.inference_time = elapsed
+        msg.turnaround = self._turnaround + self._wake_part
         msg.data = float64_array(action)
         set_stamp(msg.header.stamp, time.time())
         self.pub.publish(msg)
 
     def _infer(self, obs: Observation, revision: int) -> None:
         wall_start, start = time.time(), time.monotonic()
-        # What a slot started back to back occupies the worker beyond its inference (publishing,
-        # looking up the next slot: 0.3-0.4 ms measured here) is added to the time reported for it:
-        # with fewer workers than T/P a grid spaced by the bare inference time would leave each start
-        # a little later than the last until one slot is skipped. With slack it is not (the lead
-        # would grow by it, and the action age with it).
-        turnaround = self._turnaround + (start - self._woke if self._turnaround else 0.0)
-        self._turnaround = self._woke = 0.0
+        if self._woke:  # from the wake-up for this slot to here (taking its observation) is turnaround
+            self._wake_part = start - self._woke
+            self._woke = 0.0
         new_episode = obs.episode != self._episode
         with self._swap_lock:
             if new_episode and (switch := self.swap.episode_started()) is not None:
@@ -442,7 +444,7 @@ class InferenceWorker(RtNode):
             self.filling += 1  # the returned head was computed from zero activations only
             return
         stamp, seq, episode = depends_on
-        self._publish(stamp, seq, episode, revision, wall_start, end - start, action, turnaround)
+        self._publish(stamp, seq, episode, revision, wall_start, end - start, action)
         self.published += 1
 
     def status(self) -> tuple[str, dict]:
