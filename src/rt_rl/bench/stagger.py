@@ -144,6 +144,7 @@ def measure(s: dict, period: float, latency: float) -> dict:
     n_active = len(pool.get("active") or []) or s["num_workers"]
     ages = [t[3] for t in s["probe"]["ticks"] if t[2] and t[1] == "fresh" and t[3] == t[3]]
     from_start = ages_from_start(s["probe"]["ticks"], s["probe"]["actions"])
+    turn = [a[8] for a in s["probe"]["actions"] if len(a) > 8 and a[3] > 0]
     return {
         "latency_ms": round(latency * 1e3, 3),
         "T_ms": round(t_model * 1e3, 3),
@@ -161,6 +162,8 @@ def measure(s: dict, period: float, latency: float) -> dict:
         "period_p99_ms": (s.get("control") or {}).get("period_ms", {}).get("p99"),
         "cpu_percent_total": s.get("cpu_percent_total"),
         "grid_T_ms": (s.get("schedule") or {}).get("inference_time_ms"),
+        "grid_spacing_ms": (s.get("schedule") or {}).get("spacing_ms"),
+        "turnaround_ms_p50": round(float(np.median(turn)) * 1e3, 3) if turn else None,
         "revisions": (s.get("schedule") or {}).get("revision"),
         "ticks": len(ticks),
     }
