@@ -89,6 +89,7 @@ def write_bag(path, store, topics=("command", "action", "diagnostics", "episode_
                     inference_start=stamp(tick - 7 * MS),
                     inference_end=stamp(tick - 2 * MS),
                     inference_time=0.005,
+                    turnaround=0.0003,
                     policy_version="test",
                     schedule_revision=1,
                     data=np.zeros(3),
