@@ -566,6 +566,7 @@ class Launcher:
             "fallback_ticks": arbiter.get("fallback_ticks"),
             "superseded_actions": arbiter.get("superseded_actions"),
             "pacer": arbiter.get("pacer"),
+            "tick_grace": arbiter.get("tick_grace"),
             "watchdog_ticks": arbiter.get("watchdog_ticks"),
             "rejected_actions": arbiter.get("rejected_actions"),
             "rejected_by_reason": arbiter.get("rejected_by_reason"),
