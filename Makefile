@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.rt_rl-setup-done
 MSGS := $(wildcard rt_rl_ws/src/rt_rl_interfaces/msg/*.msg) rt_rl_ws/src/rt_rl_interfaces/CMakeLists.txt
 
-.PHONY: setup demo test bench-graph bench-busy bench-soak bench-record bench-stagger clean
+.PHONY: setup demo test bench-graph bench-busy bench-soak bench-record bench-stagger bench-twin clean
 
 setup: $(STAMP)
 
@@ -44,6 +44,9 @@ bench-record: setup
 
 bench-stagger: setup
 	$(VENV)/bin/rt-rl bench stagger --repeat 1 --case-repeat 3 --out docs/bench_stagger
+
+bench-twin: setup
+	$(VENV)/bin/rt-rl bench twin --params config/demo.yaml --repeat 3 --duration 30 --out docs/bench_twin
 
 clean:
 	rm -rf build runs $(VENV) src/*.egg-info

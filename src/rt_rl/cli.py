@@ -2,7 +2,7 @@
 
 rt-rl launch [PARAMS.yaml] [--duration S] [--summary FILE.json] [--workers N] [--synthetic-latency S]
              [--record DIR]
-rt-rl bench graph|soak|record|pipeline|delay|stagger ...
+rt-rl bench graph|soak|record|pipeline|delay|stagger|twin ...
 rt-rl train ...
 rt-rl train-offline DATASET_ID --out DIR   (TD3+BC from a recorded Minari dataset, evaluated in the twin)
 rt-rl report RUN_DIR_OR_BAG [-o report.html]
@@ -96,6 +96,7 @@ MODULES = {
     ("bench", "soak"): "rt_rl.bench.soak",
     ("bench", "record"): "rt_rl.bench.record",
     ("bench", "stagger"): "rt_rl.bench.stagger",
+    ("bench", "twin"): "rt_rl.bench.twin",
     ("train",): "rt_rl.learning.train",
     ("train-offline",): "rt_rl.learning.train_offline",
     ("report",): "rt_rl.report",

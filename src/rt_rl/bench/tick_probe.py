@@ -66,7 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     from rt_rl_interfaces.msg import Action, Actuation
 
     rclpy, node, stop = outside_node("rt_rl_tick_probe")
-    ticks: list[list] = []  # [tick stamp, kind, in_window, action_age, worker, observation seq]
+    # [tick stamp, kind, in_window, action_age, worker, observation seq, observation stamp]: the last
+    # field came later, so a reader of the first six sees the same records
+    ticks: list[list] = []
     actions: list[
         list
     ] = []  # [worker, inference start, inference end, schedule revision, arrival, obs seq, obs stamp,
@@ -75,7 +77,15 @@ def main(argv: list[str] | None = None) -> int:
 
     def on_tick(m) -> None:
         ticks.append(
-            [stamp(m.header.stamp), m.kind, bool(m.in_window), m.action_age, m.worker_id, m.observation_seq]
+            [
+                stamp(m.header.stamp),
+                m.kind,
+                bool(m.in_window),
+                m.action_age,
+                m.worker_id,
+                m.observation_seq,
+                stamp(m.observation_stamp),
+            ]
         )
 
     def on_action(m) -> None:
