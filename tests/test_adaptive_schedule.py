@@ -259,3 +259,32 @@ def test_a_typical_slot_beyond_the_cycle_re_lays_but_noise_within_the_headroom_d
     assert not r.update(0.0, s, 0.0212, typical=0.0205 * 1.004)
     assert not r.update(0.1, s, 0.0212, typical=0.0205 * 1.01)  # over: held for 0.2 s
     assert r.update(0.35, s, 0.0212, typical=0.0205 * 1.01)
+
+
+def test_a_fixed_actuation_delay_acts_exactly_d_ticks_after_the_observation_tick():
+    """100 Hz samples and ticks at unrelated phases, T = 6 ms, D = 2: with the ticks locked onto the
+    sensor and the arbiter holding each action until it is due, every tick actuates the action of its
+    own slot, computed from the sample taken just before the tick two periods earlier."""
+    from rt_rl.core.arbiter import ArbiterConfig, ArbiterCore, TickKind, TimedAction
+
+    sensor, first_sample, t, d, ready = P, 100.00737, 0.006, 2, 0.001  # a sample is usable 1 ms on
+    p = planner(2, sensor_period=sensor, sensor_offset=ready, lock_ticks=True, min_lead=d * P)
+    for w in range(2):
+        for _ in range(6):
+            p.add_inference(w, t)
+    for k in range(20):
+        p.add_observation_stamp(first_sample + sensor * k)
+    s = p.plan(100.3, 100.0021, subscribers=2, monotonic_now=1.0)
+    assert s.lead == pytest.approx(d * P) and p.tick_shift > 0
+    arbiter = ArbiterCore(ArbiterConfig(action_dim=1, max_action_age=0.25, actuation_delay=d * P))
+    delays = []
+    for k in range(100):
+        start = s.start(k)
+        stamp = first_sample + math.floor((start - ready - first_sample + 1e-9) / sensor) * sensor
+        arbiter.offer(TimedAction(np.zeros(1), stamp, k, s.owner(k)), now=start + t)
+        if k >= 1:  # slot k-1's tick comes after slot k's action arrived (20 ms lead, 6 ms inference)
+            tick = s.completion(k - 1) + 1e-4
+            decision = arbiter.tick(tick)
+            assert decision.kind is TickKind.FRESH and decision.action.observation_seq == k - 1
+            delays.append(math.floor((tick - decision.action.observation_stamp) / P))
+    assert set(delays) == {d}

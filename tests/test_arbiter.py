@@ -150,3 +150,28 @@ def test_has_fresh_until_the_tick_takes_the_action():
     assert a.has_fresh
     a.tick(10.01)
     assert not a.has_fresh
+
+
+def test_actuation_delay_holds_each_action_until_its_observation_is_that_old():
+    a = core(actuation_delay=0.02)
+    a.offer(action([0.1, 0.1], stamp=1.000, seq=1), now=1.006)
+    a.offer(action([0.2, 0.2], stamp=1.010, seq=2, worker=1), now=1.016)  # fresher, not due yet
+    assert a.tick(1.015).kind is not TickKind.FRESH  # neither is 20 ms old
+    d = a.tick(1.0201)
+    assert d.kind is TickKind.FRESH and d.action.observation_seq == 1  # due; the fresher one waits
+    d = a.tick(1.0301)
+    assert d.kind is TickKind.FRESH and d.action.observation_seq == 2
+    assert a.superseded == 0
+
+
+def test_actuation_delay_takes_the_freshest_due_action_and_counts_the_older_as_superseded():
+    a = core(actuation_delay=0.02)
+    for seq in range(3):
+        a.offer(action([0.1 * seq, 0.0], stamp=1.0 + 0.005 * seq, seq=seq, worker=seq), now=1.011)
+    d = a.tick(1.0301)
+    assert d.action.observation_seq == 2 and a.superseded == 2
+
+
+def test_actuation_delay_must_be_shorter_than_the_age_limit():
+    with pytest.raises(ValueError, match="actuation_delay"):
+        core(actuation_delay=0.1)

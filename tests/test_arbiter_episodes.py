@@ -59,7 +59,7 @@ def test_pending_action_of_old_episode_is_dropped_at_the_tick():
     d = a.tick(1.03)
     assert d.kind is TickKind.FALLBACK and d.action is None
     assert a.rejected[Rejection.ENDED_EPISODE] == 1
-    np.testing.assert_allclose(d.command, [0.5, 0.5])  # held, not the old episode's action
+    np.testing.assert_allclose(d.command, [0.0, 0.0])  # a new episode starts at zero, not the old action
 
 
 def test_unknown_episode_is_never_rejected_for_episode():
@@ -115,3 +115,17 @@ def test_inter_arrival_counts_window_messages_and_uses_monotonic_gaps():
     assert got["rate_hz"] == pytest.approx(3 / (7.06 - 7.0), abs=1e-3)
     empty = inter_arrival_ms(wall, mono, start_wall=200.0, end_wall=300.0)
     assert empty["messages"] == 0 and empty["p50"] is None and empty["rate_hz"] is None
+
+
+def test_a_new_episode_holds_zero_until_its_first_fresh_action():
+    a = core()
+    a.set_episode(0)
+    a.offer(action(0.7, 1.00, 1, episode=0), 1.005)
+    np.testing.assert_allclose(a.tick(1.01).command, [0.7, 0.7])
+    np.testing.assert_allclose(a.tick(1.02).command, [0.7, 0.7])  # held within the episode
+    a.set_episode(1)  # the robot was reset
+    d = a.tick(1.03)
+    assert d.kind is TickKind.FALLBACK
+    np.testing.assert_allclose(d.command, [0.0, 0.0])
+    a.offer(action(0.3, 1.035, 2, episode=1), 1.04)
+    np.testing.assert_allclose(a.tick(1.05).command, [0.3, 0.3])

@@ -238,7 +238,7 @@ def write_bag(path, store, skip=(), offset=0.0):
     for a in actions:
         msg = t["rt_rl_interfaces/msg/Action"](
             header=header(store, a.stamp + offset), observation_stamp=stamp(store, a.stamp - 0.01),
-            observation_seq=a.observation_seq, episode=0, worker_id=a.worker_id,
+            input_stamp=stamp(store, a.stamp - 0.01), observation_seq=a.observation_seq, episode=0, worker_id=a.worker_id,
             inference_start=stamp(store, a.inference_start + offset),
             inference_end=stamp(store, a.inference_end + offset), inference_time=0.005, turnaround=0.0003,
             policy_version=a.policy_version, schedule_revision=1, data=np.zeros(3),

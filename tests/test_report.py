@@ -83,6 +83,7 @@ def write_bag(path, store, topics=("command", "action", "diagnostics", "episode_
                 t["rt_rl_interfaces/msg/Action"](
                     header=header(tick - 2 * MS),
                     observation_stamp=stamp(tick - 30 * MS),
+                    input_stamp=stamp(tick - 10 * MS),
                     observation_seq=k,
                     episode=0,
                     worker_id=k % 2,

@@ -11,6 +11,12 @@ fresh action is there the fallback applies (hold the last command, zero, or a de
 when even the held command's observation is older than `max_action_age` the watchdog switches to the
 safe command. Every command leaves clamped to the limits. A valid action replaced by a fresher one
 before a tick took it is counted as superseded, not dropped silently.
+
+With `actuation_delay` > 0 the arbiter actuates an action no earlier than that long after the stamp
+of its call's input (for a pipeline an older observation is what it depends on), the freshest such
+action each tick: a policy trained to act D ticks after its
+observation (the twin's D) then meets that delay live, however fast its workers are. Actions that are
+not due yet wait in a queue; a due one that a fresher due one replaces is counted as superseded.
 """
 
 from __future__ import annotations
@@ -59,6 +65,11 @@ class TimedAction:
     inference_start: float = math.nan
     inference_end: float = math.nan
     episode: int = -1  # -1: unknown (a robot without episode boundaries)
+    input_stamp: float = math.nan  # stamp of the call's own input (a pipeline depends on an older one)
+
+
+def _input_stamp(action: TimedAction) -> float:
+    return action.observation_stamp if math.isnan(action.input_stamp) else action.input_stamp
 
 
 @dataclass(frozen=True)
@@ -78,6 +89,7 @@ class ArbiterConfig:
     lower: Sequence[float] = ()
     upper: Sequence[float] = ()
     max_action_age: float = 0.25
+    actuation_delay: float = 0.0  # seconds from an observation's stamp to the earliest tick using it
 
     def __post_init__(self) -> None:
         n = self.action_dim
@@ -94,6 +106,11 @@ class ArbiterConfig:
             raise ValueError("lower limits must be <= upper limits")
         if self.max_action_age <= 0:
             raise ValueError(f"max_action_age must be > 0 s, got {self.max_action_age}")
+        if not 0 <= self.actuation_delay < self.max_action_age:
+            raise ValueError(
+                f"actuation_delay must be in [0, max_action_age = {self.max_action_age}) s, "
+                f"got {self.actuation_delay}"
+            )
 
 
 @dataclass
@@ -113,6 +130,7 @@ class ArbiterCore:
         )
         self._pending: TimedAction | None = None  # freshest valid action not yet actuated
         self._held: TimedAction | None = None  # with hold_surplus: a newer one kept for the next tick
+        self._queue: list[TimedAction] = []  # with an actuation delay: valid actions, oldest first
         # Hold a surplus action for the next tick instead of superseding it. Set while the grid's
         # spacing is between whole periods (fewer workers than T/P): completions then drift across
         # the ticks and, near one, jitter puts two between one pair of ticks and none between the
@@ -131,7 +149,11 @@ class ArbiterCore:
         self.superseded = 0
 
     def set_episode(self, episode: int) -> None:
-        """The robot is in `episode` now: actions of earlier episodes are rejected from here on."""
+        """The robot is in `episode` now: actions of earlier episodes are rejected from here on, and the
+        held command restarts at zero (within the limits) until the new episode's first fresh action,
+        as in the training environment: a reset robot is not driven by the last command of its fall."""
+        if episode > self.episode >= 0:
+            self._command = np.clip(self._zero, self._lower, self._upper)
         self.episode = max(self.episode, episode)
 
     @property
@@ -141,7 +163,7 @@ class ArbiterCore:
     @property
     def has_fresh(self) -> bool:
         """A new action is waiting for the next tick."""
-        return self._pending is not None
+        return self._pending is not None or bool(self._queue)
 
     def offer(self, action: TimedAction, now: float) -> Rejection | None:
         """An action arrived. Returns why it was rejected, or None if it was kept (or superseded)."""
@@ -149,6 +171,10 @@ class ArbiterCore:
         if reason is not None:
             self.rejected[reason] += 1
             return reason
+        if self.config.actuation_delay > 0:
+            self._queue.append(action)
+            self._queue.sort(key=lambda a: a.observation_stamp)
+            return None
         if self._pending is not None and 0 <= self._pending.episode < self.episode:
             self.rejected[Rejection.ENDED_EPISODE] += 1  # its episode ended while it waited
             self._pending = None
@@ -183,9 +209,27 @@ class ArbiterCore:
             return Rejection.ENDED_EPISODE
         return None
 
+    def _take_due(self, now: float) -> TimedAction | None:
+        """The freshest queued action whose observation is at least `actuation_delay` old; older due
+        ones are superseded, younger ones keep waiting."""
+        ended = [a for a in self._queue if 0 <= a.episode < self.episode]
+        if ended:
+            self.rejected[Rejection.ENDED_EPISODE] += len(ended)
+            self._queue = [a for a in self._queue if not 0 <= a.episode < self.episode]
+        due = [a for a in self._queue if now - _input_stamp(a) >= self.config.actuation_delay]
+        if not due:
+            return None
+        self.superseded += len(due) - 1
+        taken = {id(a) for a in due}
+        self._queue = [a for a in self._queue if id(a) not in taken]
+        return due[-1]
+
     def tick(self, now: float) -> TickDecision:
         """Decide the command for the tick at time `now` (seconds, same clock as the stamps)."""
-        action, self._pending, self._held = self._pending, self._held, None
+        if self.config.actuation_delay > 0:
+            action = self._take_due(now)
+        else:
+            action, self._pending, self._held = self._pending, self._held, None
         if action is not None and 0 <= action.episode < self.episode:
             self.rejected[Rejection.ENDED_EPISODE] += 1
             action = None

@@ -144,6 +144,7 @@ def make_schedule(
     sensor_period: float = 0.0,
     sensor_phase: float = 0.0,
     cycle_time: float | None = None,
+    min_lead: float = 0.0,
 ) -> Schedule:
     """Lay a grid whose first slot is an arbiter tick, late enough that no start is before `not_before`.
 
@@ -152,13 +153,15 @@ def make_schedule(
     of workers that run back to back (fewer than T/P) is `cycle_time` / N, a typical slot length (by
     default `inference_time`): a worker that starts a slot late just starts the next one late too,
     so the spacing only has to exceed the mean, and every bit of it above costs fresh ticks.
+    `min_lead` > 0 starts slots at least that long before their tick (a fixed actuation delay: the
+    observation is then that old at the tick, whatever T).
     """
     if num_workers < 1:
         raise ValueError(f"num_workers must be >= 1, got {num_workers}")
     if control_period <= 0 or inference_time <= 0:
         raise ValueError("control_period and inference_time must be > 0")
     spacing = max(control_period, (cycle_time or inference_time) / num_workers)
-    lead = inference_time + margin
+    lead = max(inference_time + margin, min_lead)
     n = math.ceil((not_before + lead + sensor_period - tick_phase) / control_period - 1e-9)
     epoch = tick_phase + n * control_period
     return Schedule(
@@ -252,6 +255,7 @@ def next_grid(
     sensor_period: float = 0.0,
     sensor_phase: float = 0.0,
     cycle_time: float | None = None,
+    min_lead: float = 0.0,
 ) -> Schedule:
     """The grid that follows `old` without losing a tick the old one would serve.
 
@@ -276,6 +280,7 @@ def next_grid(
         sensor_period,
         sensor_phase,
         cycle_time,
+        min_lead,
     )
     if old is None:
         return base
@@ -520,6 +525,7 @@ class SchedulePlanner:
         sensor_period: float = 0.0,
         sensor_offset: float = 0.0,
         lock_ticks: bool = False,
+        min_lead: float = 0.0,
     ) -> None:
         self.num_workers = num_workers  # worker ids are 0..num_workers-1 (max_workers for a pool)
         self.control_period = control_period
@@ -537,6 +543,7 @@ class SchedulePlanner:
         # how long a slot occupies a worker (inference + turnaround): the spacing of back-to-back ones
         self.slots = InferenceTimeEstimator(self.estimator.window, TYPICAL_PERCENTILE)
         self.lock_ticks = lock_ticks  # each new grid moves the ticks onto the sensor (`tick_shift`)
+        self.min_lead = min_lead  # > 0: a fixed actuation delay (the arbiter holds actions till then)
         self.tick_shift = 0.0  # seconds the last grid moved the ticks (the caller moves its clock)
         self.heard = [0] * num_workers
         self.last_heard: list[float | None] = [None] * num_workers
@@ -575,19 +582,20 @@ class SchedulePlanner:
             and (self.last_heard[w] is None or monotonic_now - self.last_heard[w] <= limit)
         ]
 
-    def aligned_sensor(self, spacing: float) -> tuple[float, float]:
+    def aligned_sensor(self, spacing: float, slack: float = 0.0) -> tuple[float, float]:
         """(sensor period, phase) to align starts to, or (0, 0) not to. Only where it is free: with a
         spacing of whole control periods and a sensor period of at most half of one, the move (less
         than a sensor period) keeps every completion in front of its own tick. With a spacing between
         whole periods (fewer workers than T/P) completions drift across the ticks, and moving each
         start by a different amount would put two in one tick and none in the next (measured: fresh
-        ratio 0.7 instead of 0.99 at N = 8, T = 80.5 ms)."""
+        ratio 0.7 instead of 0.99 at N = 8, T = 80.5 ms). A lead `slack` of a sensor period beyond
+        T + margin (a fixed actuation delay) also keeps the completions in front of their ticks."""
         ticks = spacing / self.control_period
         if (
             self.sensor_period <= 0
             or not self._stamps
             or abs(ticks - round(ticks)) > 1e-6
-            or self.sensor_period > 0.5 * self.control_period
+            or (self.sensor_period > 0.5 * self.control_period and slack < self.sensor_period)
         ):
             return 0.0, 0.0
         return self.sensor_period, sensor_phase(self._stamps, self.sensor_period) + self.sensor_offset
@@ -615,10 +623,13 @@ class SchedulePlanner:
             same_pool = set(workers) == set(current.workers)
             if same_pool and not self.retuner.update(monotonic_now, current, estimate, typical):
                 return None
-        period, phase = self.aligned_sensor(max(self.control_period, typical / len(workers)))
+        lead = max(estimate + self.margin, self.min_lead)
+        period, phase = self.aligned_sensor(
+            max(self.control_period, typical / len(workers)), lead - estimate - self.margin
+        )
         self.tick_shift = 0.0
         if self.lock_ticks and period > 0:
-            self.tick_shift = tick_shift(tick_phase, estimate + self.margin, period, phase)
+            self.tick_shift = tick_shift(tick_phase, lead, period, phase)
             tick_phase += self.tick_shift
         self.schedule = next_grid(
             current,
@@ -632,5 +643,6 @@ class SchedulePlanner:
             period,
             phase,
             typical,
+            self.min_lead,
         )
         return self.schedule

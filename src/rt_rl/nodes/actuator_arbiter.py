@@ -110,6 +110,14 @@ PARAMS = (
     ),
     Param("schedule_margin", 0.002, "seconds a completion is planned before its tick (transport)", 0.0, 1.0),
     Param(
+        "actuation_delay_ticks",
+        0,
+        "actuate each action this many control ticks after its observation's tick, not sooner (the "
+        "delay D its policy was trained for: the checkpoint's timing); 0: as soon as it arrives",
+        0,
+        100,
+    ),
+    Param(
         "tick_grace",
         0.0,
         "seconds a tick may wait for the action the grid has due for it when that action is still in "
@@ -183,6 +191,7 @@ class ActuatorArbiter(RtNode):
                 lower=lower,
                 upper=upper,
                 max_action_age=p["max_action_age"],
+                actuation_delay=p["actuation_delay_ticks"] / p["control_rate_hz"],
             )
         except ValueError as err:
             raise ConfigError(str(err)) from None
@@ -213,6 +222,7 @@ class ActuatorArbiter(RtNode):
             sensor_period=1.0 / p["sensor_rate_hz"] if p["sensor_rate_hz"] > 0 else 0.0,
             sensor_offset=p["sensor_offset"],
             lock_ticks=p["tick_phase_lock"],
+            min_lead=config.actuation_delay,
         )
         self.heartbeats = 0
         self.measurement = Measurement(self.period, self.num_workers)
@@ -314,6 +324,7 @@ class ActuatorArbiter(RtNode):
                 msg.observation_seq,
                 msg.worker_id,
                 episode=msg.episode,
+                input_stamp=from_time_msg(msg.input_stamp),
             )
             inference_times.append(
                 (msg.worker_id, msg.inference_time, msg.turnaround, action.observation_stamp)

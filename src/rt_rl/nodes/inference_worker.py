@@ -376,7 +376,8 @@ class InferenceWorker(RtNode):
         if latency > 0:
             self.stop_event.wait(max(0.0, start + latency - time.monotonic()))
         zeros = np.zeros(self.task.action_dim)
-        self._publish(to_time_msg(0.0), 0, 0, 0, wall_start, time.monotonic() - start, zeros)
+        zero = to_time_msg(0.0)
+        self._publish(zero, 0, 0, 0, wall_start, time.monotonic() - start, zeros, zero)
         self.heartbeats += 1
 
     def _publish(
@@ -388,10 +389,12 @@ class InferenceWorker(RtNode):
         wall_start: float,
         elapsed: float,
         action,
+        input_stamp,
     ) -> None:
         """One Action: the observation it depends on, the slot's grid, when the inference ran, the output."""
         msg = self._msg
         msg.observation_stamp, msg.observation_seq, msg.episode = stamp, seq, episode
+        msg.input_stamp = input_stamp
         msg.schedule_revision = revision
         set_stamp(msg.inference_start, wall_start)
         set_stamp(msg.inference_end, wall_start + elapsed)
@@ -444,7 +447,7 @@ class InferenceWorker(RtNode):
             self.filling += 1  # the returned head was computed from zero activations only
             return
         stamp, seq, episode = depends_on
-        self._publish(stamp, seq, episode, revision, wall_start, end - start, action)
+        self._publish(stamp, seq, episode, revision, wall_start, end - start, action, obs.header.stamp)
         self.published += 1
 
     def status(self) -> tuple[str, dict]:
