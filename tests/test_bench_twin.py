@@ -17,6 +17,7 @@ from rt_rl.bench.twin import (
     main,
     max_difference,
     observation_stamp,
+    return_table,
     shares,
     tick_delay,
     twin_shares,
@@ -141,3 +142,15 @@ def test_bad_input_is_one_line(tmp_path, capsys) -> None:
     assert main(["--params", str(REPO / "config/demo.yaml"), "--from-probe", str(bad)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "has no 'ticks' list" in err
+
+
+def test_return_table_pools_the_runs_episodes_and_judges_the_15_percent():
+    text, out = return_table([[1000.0, 1200.0], [900.0]], [1000.0, 1100.0, 1200.0])
+    assert out["live_episodes"] == 3 and out["live_mean"] == pytest.approx(1033.33, abs=0.01)
+    assert out["live_run_means"] == [1100.0, 900.0]
+    assert out["relative_difference"] == pytest.approx(-0.0606, abs=1e-3)
+    assert "(within 15 %)" in text
+    text, out = return_table([[500.0]], [1000.0])
+    assert "NOT within" in text and out["relative_difference"] == pytest.approx(-0.5)
+    text, out = return_table([[]], [1000.0])
+    assert "no return comparison" in text and "live_mean" not in out

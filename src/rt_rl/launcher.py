@@ -586,6 +586,7 @@ class Launcher:
                 "mean_episode_steps": round(sum(window_steps) / len(window_steps), 1)
                 if window_steps
                 else None,
+                "episode_returns": [round(r, 2) for r in window_returns],
                 "episodes_since_start": sim.get("episodes"),
             },
             "bag": (monitor.get(RECORDER) or ("", {}))[1].get("path"),

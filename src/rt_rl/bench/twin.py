@@ -68,6 +68,7 @@ if TYPE_CHECKING:  # importing it loads gymnasium and MuJoCo: done where the twi
 # a sample stamped within this fraction of a tick after a tick counts as taken at that tick
 EPS_TICKS = 1e-3
 TOLERANCE = 0.05  # issue 7: the shares at each delay differ by at most this
+RETURN_TOLERANCE = 0.15  # issue 7: live mean episode return within this fraction of the twin's
 DEFAULT_CONTROL_RATE_HZ = 100.0  # actuator_arbiter's default control_rate_hz
 DEFAULT_SENSOR_RATE_HZ = 100.0  # mujoco_sim's default sensor_rate_hz
 
@@ -142,6 +143,34 @@ def delay_table(live_runs: Sequence[Mapping[int, float]], twin: Mapping[int, flo
     verdict = "within" if worst <= TOLERANCE else "NOT within"
     text += f"\nLargest |live - twin| share at any delay, worst run: {worst:.3f} ({verdict} {TOLERANCE:g}).\n"
     return text
+
+
+def return_table(live_runs: Sequence[Sequence[float]], twin: Sequence[float]) -> tuple[str, dict]:
+    """Markdown and numbers: the live mean episode return over all complete episodes of the runs
+    (mean +- std, the runs' own means as min / median / max) against the twin's over its episodes."""
+    live = [r for run in live_runs for r in run]
+    out: dict = {"live_episodes": len(live), "twin_episodes": len(twin)}
+    if not live or not twin:
+        return "No complete live episode or no twin episode: no return comparison.\n", out
+    lm, tm = statistics.fmean(live), statistics.fmean(twin)
+    out |= {
+        "live_mean": lm,
+        "live_std": statistics.pstdev(live),
+        "live_run_means": [statistics.fmean(run) if run else None for run in live_runs],
+        "twin_mean": tm,
+        "twin_std": statistics.pstdev(twin),
+        "relative_difference": (lm - tm) / tm if tm else math.nan,
+    }
+    run_means = [m for m in out["live_run_means"] if m is not None]
+    verdict = "within" if abs(out["relative_difference"]) <= RETURN_TOLERANCE else "NOT within"
+    text = (
+        "| episode return | episodes | mean +- std | per-run means, median (min-max) |\n|---|---:|---:|---|\n"
+        f"| live | {len(live)} | {lm:.0f} +- {out['live_std']:.0f} | {spread(run_means, '{:.0f}')} |\n"
+        f"| twin (simulated time) | {len(twin)} | {tm:.0f} +- {out['twin_std']:.0f} | - |\n\n"
+        f"Live mean - twin mean: {100 * out['relative_difference']:+.1f} % ({verdict} "
+        f"{100 * RETURN_TOLERANCE:g} %).\n"
+    )
+    return text, out
 
 
 # --- the twin side -----------------------------------------------------------------------------------
@@ -439,6 +468,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--twin-ticks", type=int, default=3000, help="twin ticks per delay choice")
     ap.add_argument(
+        "--twin-episodes",
+        type=int,
+        default=20,
+        help="episodes of the checkpoint in simulated time (seeds 1000...) for the return comparison "
+        "(0: none)",
+    )
+    ap.add_argument(
         "--twin-delay",
         type=int,
         default=None,
@@ -448,8 +484,8 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     if not Path(a.params).is_file():
         return _error(f"params file '{a.params}' not found")
-    if a.repeat < 1 or a.duration <= 0 or a.twin_ticks < 1:
-        return _error("--repeat, --duration and --twin-ticks must be positive")
+    if a.repeat < 1 or a.duration <= 0 or a.twin_ticks < 1 or a.twin_episodes < 0:
+        return _error("--repeat, --duration and --twin-ticks must be positive, --twin-episodes >= 0")
     if a.twin_delay is not None and a.twin_delay < 0:
         return _error("--twin-delay must be >= 0")
     try:
@@ -478,6 +514,24 @@ def main(argv: list[str] | None = None) -> int:
         return _error(str(err).splitlines()[0])
     measured = [measure_run(r["probe"], period) for r in runs]
     text = report(measured, twin, setup, a, period, argv)
+    returns_text, returns = "", {}
+    checkpoint = str(
+        (_ros(params, "/**") | _ros(params, "inference_worker")).get("policy_checkpoint", "random")
+    )
+    if a.twin_episodes and checkpoint != "random":
+        from rt_rl.learning.evaluate import evaluate_checkpoint
+
+        twin_returns = evaluate_checkpoint(
+            checkpoint, a.twin_episodes, delay=a.twin_delay, episode_steps=setup.episode_steps
+        )["returns"]
+        live_returns = [(r.get("sim") or {}).get("episode_returns") or [] for r in runs]
+        returns_text, returns = return_table(live_returns, twin_returns)
+        text += (
+            f"\n## Episode return: live against the twin\n\n{returns_text}\nLive: every episode that started "
+            "and ended inside a run's measurement window (the sim's own count; episodes cut by the window are "
+            f"left out). Twin: `python -m rt_rl.learning.evaluate --checkpoint {checkpoint} --episodes "
+            f"{a.twin_episodes}` (seeds 1000...), episodes of {setup.episode_steps} steps as live.\n"
+        )
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".md").write_text(text)
@@ -494,6 +548,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "runs": measured,
         "max_difference": max_difference([m["shares"] for m in measured], twin),
+        "returns": returns,
     }
     out.with_suffix(".json").write_text(json.dumps(raw, indent=1))
     print(text)
