@@ -50,7 +50,11 @@ def test_stagger_measure_predicts_from_the_model_time_and_from_the_workers_busy_
     # one back-to-back worker: 10 ms latency, 0.5 ms compute, 0.4 ms turnaround, 100 Hz ticks
     actions = [[0, 0.011 * k, 0.011 * k + 0.0105, 1, 0.0, k, 0.0, 0.0105, 0.0004] for k in range(50)]
     ticks = [[0.01 * k, "fresh" if k % 12 else "fallback", True, 0.0105, 0, k, 0.0] for k in range(100)]
-    s = {"probe": {"ticks": ticks, "actions": actions}, "workers": [{"compute_ms_p50": 0.5}], "num_workers": 1}
+    s = {
+        "probe": {"ticks": ticks, "actions": actions},
+        "workers": [{"compute_ms_p50": 0.5}],
+        "num_workers": 1,
+    }
     m = measure(s, 0.01, 0.010)
     assert m["predicted"] == pytest.approx(10 / 10.5, abs=1e-4)
     assert m["predicted_busy"] == pytest.approx(10 / 10.9, abs=1e-4)

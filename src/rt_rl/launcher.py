@@ -223,6 +223,7 @@ class Launcher:
         self.startup_s: float | None = None
         self.startup_times: dict[str, float] = {}  # s from its stage's start to a node's first report
         self.pool = WorkerPool(1)
+        self.timing_notes: list[str] = []  # the params file against its checkpoint's training timing
         self.pool_events: list[dict] = []  # auto pool: workers started and retired, when
         self._next_resize = 0.0
 
@@ -253,6 +254,7 @@ class Launcher:
         run_dir = Path(self.o.run_dir or f"runs/{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
         (run_dir / "logs").mkdir(parents=True, exist_ok=True)
         expanded = expand_params(params, n, worker_overrides, self.pool.auto)
+        self.timing_notes = trained_timing_notes(params)
         self.record = wants_recording(params) or self.o.record is not None
         if self.record:  # the bag goes into the run directory unless the file or --record says otherwise
             rec = expanded.setdefault(RECORDER, {"ros__parameters": {}})["ros__parameters"]
@@ -301,6 +303,8 @@ class Launcher:
                 f"{len(self.children)} nodes, {n} worker(s), ROS_DOMAIN_ID={os.environ.get('ROS_DOMAIN_ID', '0')}, "
                 f"logs in {run_dir}/logs"
             )
+            for line in self.timing_notes:  # before anything runs: the user may stop here
+                self.log(f"not as trained: {line}")
             self._start_stages(monitor)
             t_sched = time.monotonic()
             self._wait_for(monitor, ["actuator_arbiter"], lambda st: st[0] == "scheduled", "first schedule")
@@ -573,6 +577,7 @@ class Launcher:
             "action_age_ms": arbiter.get("action_age_ms", {}),
             "schedule": arbiter.get("schedule"),
             "workers": [workers[k] for k in sorted(workers)],
+            "not_as_trained": self.timing_notes,  # the params file against the checkpoint, at start
             "sim": {
                 "task": sim.get("task"),
                 "env_dt_ms": sim.get("env_dt_ms"),
@@ -605,6 +610,28 @@ class Launcher:
                 "(fallbacks, rejections) are inside the window."
             ),
         }
+
+
+def trained_timing_notes(params: dict) -> list[str]:
+    """How the params file's timing differs from the one its checkpoint was trained for (empty for
+    'random', or a checkpoint without a training timing; a checkpoint that does not load is the
+    worker's error to report)."""
+    from rt_rl.policy.runtime import read_policy_info
+    from rt_rl.policy.timing_check import configured_differences
+
+    section = {**(params.get("/**") or {}).get("ros__parameters", {})}
+    for name, values in params.items():  # the expanded file has one section per worker
+        if name.startswith("inference_worker"):
+            section |= (values or {}).get("ros__parameters", {})
+            break
+    checkpoint = str(section.get("policy_checkpoint", "random"))
+    if checkpoint == "random":
+        return []
+    try:
+        trained = dict(read_policy_info(checkpoint).timing)
+    except (OSError, ValueError):
+        return []
+    return configured_differences(trained, params) if trained else []
 
 
 def _fmt(value: Any) -> str:

@@ -44,3 +44,51 @@ def timing_differences(
                 f"actions actuated {d} tick(s) after their worker starts live, trained for {trained_d}"
             )
     return out
+
+
+# Node defaults the check falls back on when the params file leaves a value out (kept equal to the
+# nodes' declarations; tests/test_timing_check.py compares them).
+SIM_DEFAULTS = {"sensor_rate_hz": 100.0, "episode_seconds": 8.0}
+ARBITER_DEFAULTS = {"control_rate_hz": 100.0, "actuation_delay_ticks": 0}
+
+
+def configured_differences(trained: Mapping[str, Any], params: Mapping[str, Any]) -> list[str]:
+    """One line per way a params file (ROS 2 layout: node -> ros__parameters, '/**' for all) sets up
+    a timing other than `trained`; the launcher prints them at start, before anything runs."""
+
+    def section(name: str) -> dict:
+        glob = (params.get("/**") or {}).get("ros__parameters") or {}
+        return glob | ((params.get(name) or {}).get("ros__parameters") or {})
+
+    sim = SIM_DEFAULTS | section("mujoco_sim")
+    arbiter = ARBITER_DEFAULTS | section("actuator_arbiter")
+    out = []
+    period = trained.get("control_period")
+    live_period = 1.0 / float(arbiter["control_rate_hz"])
+    if period is not None and not math.isclose(period, live_period, rel_tol=1e-6):
+        out.append(f"control period {live_period * 1e3:g} ms configured, {period * 1e3:g} ms trained")
+    sensor = trained.get("sensor_period")
+    live_sensor = 1.0 / float(sim["sensor_rate_hz"])
+    if sensor is not None and not math.isclose(sensor, live_sensor, rel_tol=1e-6):
+        out.append(f"sensor period {live_sensor * 1e3:g} ms configured, {sensor * 1e3:g} ms trained")
+    seconds = trained.get("episode_seconds")
+    if seconds is not None and not math.isclose(seconds, float(sim["episode_seconds"]), rel_tol=1e-6):
+        out.append(f"episodes of {float(sim['episode_seconds']):g} s configured, {seconds:g} s trained")
+    workers = trained.get("num_workers")
+    live_workers = section("inference_worker").get(
+        "num_workers", section("actuator_arbiter").get("num_workers")
+    )
+    if workers is not None and isinstance(live_workers, int) and live_workers != workers:
+        out.append(f"{live_workers} worker(s) configured, {workers} trained")
+    choices = trained.get("delay_choices") or (
+        [trained["inference_ticks"]] if "inference_ticks" in trained else []
+    )
+    delay = int(arbiter["actuation_delay_ticks"])
+    if choices and delay == 0:
+        out.append(
+            f"actuation_delay_ticks 0: actions act as soon as they arrive (the delay then follows the "
+            f"inference time), trained for D in {sorted(set(choices))}"
+        )
+    elif choices and not min(choices) <= delay <= max(choices):
+        out.append(f"actuation_delay_ticks {delay} configured, trained for D in {sorted(set(choices))}")
+    return out
