@@ -1,6 +1,6 @@
 """`rt-rl bench twin`: the end-to-end delay of the live graph, in control ticks, against the twin's.
 
-    rt-rl bench twin [--params config/demo.yaml] [--repeat 3] [--duration 30] [--out docs/bench_twin]
+    rt-rl bench twin [--params config/demo.yaml] [--repeat 3] [--duration 120] [--out docs/bench_twin]
     rt-rl bench twin --from-probe RUN/probe.json ...      (no launch: recorded probe files)
 
 Runs the real graph (`rt-rl launch`, as `rt-rl bench stagger` does) beside the outside tick probe
@@ -458,7 +458,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="rt-rl bench twin", description=__doc__.splitlines()[0])
     ap.add_argument("--params", default="config/demo.yaml", help="params file of the graph (and the twin)")
     ap.add_argument("--repeat", type=int, default=3, help="live runs (min/median/max over them)")
-    ap.add_argument("--duration", type=float, default=30.0, help="seconds measured per run")
+    ap.add_argument(
+        "--duration",
+        type=float,
+        default=120.0,
+        help="seconds measured per run (long: a window keeps only the episodes that start and end in it)",
+    )
     ap.add_argument("--out", default="docs/bench_twin", help="output prefix (.md, .json)")
     ap.add_argument(
         "--from-probe",
