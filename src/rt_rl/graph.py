@@ -198,6 +198,17 @@ def load_params(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def node_settings(params: dict[str, Any], node: str) -> dict[str, Any]:
+    """What a node of a params file is given: the `/**` section, overridden by its own (an expanded
+    file's `inference_worker_<i>` sections are found by the `inference_worker` prefix)."""
+    own = params.get(node) or next(
+        (v for k, v in params.items() if node == WORKER and k.startswith(WORKER + "_")), {}
+    )
+    return dict((params.get(GLOBAL) or {}).get("ros__parameters") or {}) | dict(
+        (own or {}).get("ros__parameters") or {}
+    )
+
+
 def graph_setting(params: dict[str, Any], name: str, default: Any) -> Any:
     return params.get(GLOBAL, {}).get("ros__parameters", {}).get(name, default)
 

@@ -29,6 +29,7 @@ from rt_rl.core.measurement import CpuWindow
 from rt_rl.core.schedule import pool_processes
 from rt_rl.graph import (
     RECORDER,
+    WORKER,
     NodeSpec,
     ParamsFileError,
     WorkerPool,
@@ -36,6 +37,7 @@ from rt_rl.graph import (
     expand_params,
     load_params,
     node_environment,
+    node_settings,
     wants_recording,
     worker_pool,
 )
@@ -623,12 +625,7 @@ def trained_timing_notes(params: dict) -> list[str]:
     from rt_rl.policy.runtime import read_policy_info
     from rt_rl.policy.timing_check import configured_differences
 
-    section = {**(params.get("/**") or {}).get("ros__parameters", {})}
-    for name, values in params.items():  # the expanded file has one section per worker
-        if name.startswith("inference_worker"):
-            section |= (values or {}).get("ros__parameters", {})
-            break
-    checkpoint = str(section.get("policy_checkpoint", "random"))
+    checkpoint = str(node_settings(params, WORKER).get("policy_checkpoint", "random"))
     if checkpoint == "random":
         return []
     try:

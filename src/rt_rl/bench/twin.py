@@ -61,6 +61,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from rt_rl.bench.graph import spread
+from rt_rl.graph import GLOBAL, WORKER, node_settings
 
 if TYPE_CHECKING:  # importing it loads gymnasium and MuJoCo: done where the twin runs
     from rt_rl.learning.timing_env import Timing
@@ -362,12 +363,10 @@ class TwinSetup:
         )
 
 
-def _ros(params: Mapping, section: str) -> dict:
-    return dict((params.get(section) or {}).get("ros__parameters") or {})
-
-
 def control_period(params: Mapping) -> float:
-    return 1.0 / float(_ros(params, "actuator_arbiter").get("control_rate_hz", DEFAULT_CONTROL_RATE_HZ))
+    return 1.0 / float(
+        node_settings(params, "actuator_arbiter").get("control_rate_hz", DEFAULT_CONTROL_RATE_HZ)
+    )
 
 
 def twin_setup(
@@ -381,7 +380,7 @@ def twin_setup(
     from rt_rl.policy.runtime import read_policy_info
     from rt_rl.policy.timing_check import live_delay_ticks
 
-    glob = _ros(params, "/**") | _ros(params, "inference_worker")
+    glob = node_settings(params, WORKER)
     checkpoint = str(glob.get("policy_checkpoint", "random"))
     arch, depth, task, trained = "mlp", 1, str(glob.get("task", "Hopper-v5")), {}
     if checkpoint != "random":
@@ -407,9 +406,9 @@ def twin_setup(
     from rt_rl.core.mujoco_task import frame_skip_for_rate
     from rt_rl.tasks import get_task
 
-    sensor_rate = float(_ros(params, "mujoco_sim").get("sensor_rate_hz", DEFAULT_SENSOR_RATE_HZ))
+    sensor_rate = float(node_settings(params, "mujoco_sim").get("sensor_rate_hz", DEFAULT_SENSOR_RATE_HZ))
     frame_skip = frame_skip_for_rate(get_task(task), sensor_rate)
-    fallback = str(_ros(params, "actuator_arbiter").get("fallback", "hold"))
+    fallback = str(node_settings(params, "actuator_arbiter").get("fallback", "hold"))
     timing = Timing(period, 1.0 / sensor_rate, frame_skip, delay, n, fallback)
     return TwinSetup(
         task, timing, delay_calls, [delay], 1000, f"configuration ({checkpoint} has no training timing)"
@@ -520,9 +519,7 @@ def main(argv: list[str] | None = None) -> int:
     measured = [measure_run(r["probe"], period) for r in runs]
     text = report(measured, twin, setup, a, period, argv)
     returns_text, returns = "", {}
-    checkpoint = str(
-        (_ros(params, "/**") | _ros(params, "inference_worker")).get("policy_checkpoint", "random")
-    )
+    checkpoint = str(node_settings(params, WORKER).get("policy_checkpoint", "random"))
     if a.twin_episodes and checkpoint != "random":
         from rt_rl.learning.evaluate import evaluate_checkpoint
 
@@ -567,7 +564,7 @@ def live_runs(params: dict, a: argparse.Namespace) -> list[dict]:
 
     from rt_rl.bench.stagger import run_once
 
-    workers = _ros(params, "/**").get("num_workers", 1)
+    workers = node_settings(params, GLOBAL).get("num_workers", 1)
     runs = []
     with tempfile.TemporaryDirectory(prefix="rt_rl_bench_twin_") as tmp:
         for i in tqdm(range(a.repeat), desc="bench twin", unit="run"):

@@ -21,6 +21,7 @@ not due yet wait in a queue; a due one that a fresher due one replaces is counte
 
 from __future__ import annotations
 
+import bisect
 import enum
 import math
 from collections.abc import Sequence
@@ -172,8 +173,7 @@ class ArbiterCore:
             self.rejected[reason] += 1
             return reason
         if self.config.actuation_delay > 0:
-            self._queue.append(action)
-            self._queue.sort(key=lambda a: a.observation_stamp)
+            bisect.insort(self._queue, action, key=lambda a: a.observation_stamp)
             return None
         if self._pending is not None and 0 <= self._pending.episode < self.episode:
             self.rejected[Rejection.ENDED_EPISODE] += 1  # its episode ended while it waited
@@ -212,16 +212,18 @@ class ArbiterCore:
     def _take_due(self, now: float) -> TimedAction | None:
         """The freshest queued action whose observation is at least `actuation_delay` old; older due
         ones are superseded, younger ones keep waiting."""
-        ended = [a for a in self._queue if 0 <= a.episode < self.episode]
-        if ended:
-            self.rejected[Rejection.ENDED_EPISODE] += len(ended)
-            self._queue = [a for a in self._queue if not 0 <= a.episode < self.episode]
-        due = [a for a in self._queue if now - _input_stamp(a) >= self.config.actuation_delay]
+        waiting, due = [], []
+        for a in self._queue:
+            if 0 <= a.episode < self.episode:
+                self.rejected[Rejection.ENDED_EPISODE] += 1
+            elif now - _input_stamp(a) >= self.config.actuation_delay:
+                due.append(a)
+            else:
+                waiting.append(a)
+        self._queue = waiting
         if not due:
             return None
         self.superseded += len(due) - 1
-        taken = {id(a) for a in due}
-        self._queue = [a for a in self._queue if id(a) not in taken]
         return due[-1]
 
     def tick(self, now: float) -> TickDecision:

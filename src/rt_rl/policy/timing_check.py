@@ -13,10 +13,19 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from rt_rl.graph import node_settings
+
 
 def live_delay_ticks(lead: float, control_period: float) -> int:
     """Ticks from a worker's start to the tick that actuates its action (the twin's D)."""
     return max(1, math.ceil(lead / control_period - 1e-9))
+
+
+def trained_delays(trained: Mapping[str, Any]) -> list[int]:
+    """The delays D a policy was trained for: its `delay_choices`, else its one `inference_ticks`."""
+    return list(
+        trained.get("delay_choices") or ([trained["inference_ticks"]] if "inference_ticks" in trained else [])
+    )
 
 
 def timing_differences(
@@ -33,9 +42,7 @@ def timing_differences(
             f"{num_workers} worker(s) live, {workers} trained (a pipelined policy's deep features "
             "assume its trained stride)"
         )
-    choices = trained.get("delay_choices") or (
-        [trained["inference_ticks"]] if "inference_ticks" in trained else []
-    )
+    choices = trained_delays(trained)
     if choices:
         d = live_delay_ticks(lead, control_period)
         if not min(choices) <= d <= max(choices):
@@ -56,12 +63,8 @@ def configured_differences(trained: Mapping[str, Any], params: Mapping[str, Any]
     """One line per way a params file (ROS 2 layout: node -> ros__parameters, '/**' for all) sets up
     a timing other than `trained`; the launcher prints them at start, before anything runs."""
 
-    def section(name: str) -> dict:
-        glob = (params.get("/**") or {}).get("ros__parameters") or {}
-        return glob | ((params.get(name) or {}).get("ros__parameters") or {})
-
-    sim = SIM_DEFAULTS | section("mujoco_sim")
-    arbiter = ARBITER_DEFAULTS | section("actuator_arbiter")
+    sim = SIM_DEFAULTS | node_settings(params, "mujoco_sim")
+    arbiter = ARBITER_DEFAULTS | node_settings(params, "actuator_arbiter")
     out = []
     period = trained.get("control_period")
     live_period = 1.0 / float(arbiter["control_rate_hz"])
@@ -75,14 +78,10 @@ def configured_differences(trained: Mapping[str, Any], params: Mapping[str, Any]
     if seconds is not None and not math.isclose(seconds, float(sim["episode_seconds"]), rel_tol=1e-6):
         out.append(f"episodes of {float(sim['episode_seconds']):g} s configured, {seconds:g} s trained")
     workers = trained.get("num_workers")
-    live_workers = section("inference_worker").get(
-        "num_workers", section("actuator_arbiter").get("num_workers")
-    )
+    live_workers = arbiter.get("num_workers")
     if workers is not None and isinstance(live_workers, int) and live_workers != workers:
         out.append(f"{live_workers} worker(s) configured, {workers} trained")
-    choices = trained.get("delay_choices") or (
-        [trained["inference_ticks"]] if "inference_ticks" in trained else []
-    )
+    choices = trained_delays(trained)
     delay = int(arbiter["actuation_delay_ticks"])
     if choices and delay == 0:
         out.append(
