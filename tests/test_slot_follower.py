@@ -3,7 +3,14 @@
 import numpy as np
 import pytest
 
-from rt_rl.core.schedule import InferenceTimeEstimator, Retuner, SchedulePlanner, SlotFollower, make_schedule
+from rt_rl.core.schedule import (
+    InferenceTimeEstimator,
+    Retuner,
+    SchedulePlanner,
+    SlotFollower,
+    for_this_slot,
+    make_schedule,
+)
 
 PERIOD = 0.01
 
@@ -208,3 +215,21 @@ def test_next_slot_names_the_worker_that_owns_it():
         assert start == pytest.approx(s.next_start(owner, now)[0], abs=1e-9)
         others = [s.next_start(w, now)[0] for w in range(s.num_workers) if w != owner]
         assert all(t > start + 1e-9 for t in others)
+
+
+def test_observation_built_for_this_slot_is_used():
+    start = 1.795e9 + 0.04
+    assert for_this_slot([start], start) == (0, 0)
+    assert for_this_slot([start + 1e-9], start) == (0, 0)  # the ingest's rounding of the same start
+
+
+def test_leftover_of_an_earlier_slot_is_dropped_not_used():
+    start = 1.795e9 + 0.04
+    # the observation for this worker's previous slot (80 ms earlier) arrived after that slot gave up
+    assert for_this_slot([start - 0.08], start) == (None, 1)
+    assert for_this_slot([start - 0.08, start], start) == (1, 1)
+
+
+def test_observation_before_the_schedule_serves_any_slot():
+    assert for_this_slot([0.0], 1.795e9) == (0, 0)
+    assert for_this_slot([], 1.795e9) == (None, 0)

@@ -543,7 +543,12 @@ class Launcher:
             workers.setdefault(i, {"id": i, "actions": 0, "inference_ms": {"p50": None, "p99": None}})
             workers[i]["policy_version"] = extra.get("policy_version")
             workers[i]["compute_ms_p50"] = extra.get("compute_ms_p50")
-            for key in ("late_observations", "missing_observations", "timing_differences"):  # since start
+            for key in (
+                "late_observations",
+                "missing_observations",
+                "leftover_observations",
+                "timing_differences",
+            ):  # since start
                 workers[i][key] = extra.get(key)
         published: dict[str, int] = {}  # topic -> messages, summed over the nodes' final reports
         for child in self.children:

@@ -422,6 +422,21 @@ class InferenceTimeEstimator:
         return ordered[max(idx, 0)]
 
 
+# The ingest and a worker compute a slot's start from the same grid: equal up to float rounding.
+SLOT_MATCH = 1e-4
+
+
+def for_this_slot(slot_starts: Sequence[float], start: float) -> tuple[int | None, int]:
+    """Which observation a worker uses at its slot starting at `start`, of those it holds (oldest
+    first, each tagged with the start of the slot the ingest built it for; 0: before the schedule,
+    for any slot): the index of the newest one built for this slot or a later one (None: none yet),
+    and how many are leftovers, built for an earlier slot. A leftover is an observation that arrived
+    after its worker gave up on that slot; taken at the next slot it would be a whole cycle old (seen
+    live: 80 ms old inputs at N = 8, T = 40 ms, their actions rejected as out of order)."""
+    usable = [i for i, s in enumerate(slot_starts) if s <= 0 or s >= start - SLOT_MATCH]
+    return (usable[-1] if usable else None), len(slot_starts) - len(usable)
+
+
 class SlotFollower:
     """A worker's side of the grid: which slot to start next, and when (no ROS, no sleeping here).
 

@@ -40,7 +40,7 @@ from rclpy.parameter import Parameter
 from rt_rl_interfaces.msg import Action, Observation
 
 from rt_rl.core.measurement import Ring, percentiles_ms
-from rt_rl.core.schedule import GridTimeline, SlotFollower
+from rt_rl.core.schedule import GridTimeline, SlotFollower, for_this_slot
 from rt_rl.graph import SENSOR, worker_observation_topic
 from rt_rl.nodes.common import (
     REALTIME_PRIORITY,
@@ -204,6 +204,7 @@ class InferenceWorker(RtNode):
         self.filling = 0  # calls whose output depends on no observation yet (pipeline filling)
         self.missing_observations = 0
         self.late_observations = 0  # taken within observation_grace after the slot started
+        self.leftover_observations = 0  # built for an earlier slot, arrived after it: dropped
         self.grace = p["observation_grace"]
         # What a slot occupies a worker beyond its inference (publishing, finding its next slot: 0.3-0.4
         # ms measured here), reported with each action: the grid spaces back-to-back workers by both,
@@ -340,17 +341,30 @@ class InferenceWorker(RtNode):
             if not sleep_until_wall(start, self.stop_event):
                 continue  # a long wait: look at the schedule again first
             self.follower.started(grid, k, start, time.time())
-            obs = self.observations.take_newest()
-            if obs is None and self.grace > 0 and self.observations.wait_for(self.grace):
-                # sent for this slot but still in the middleware (its receive thread is not real time)
-                self.late_observations += 1
-                obs = self.observations.take_newest()
+            obs = self._observation_for(start)
             self._woke = time.monotonic()  # waiting for the observation is not turnaround either
             if obs is None:
                 self.missing_observations += 1
                 self._ended = 0.0
                 continue
             self._infer(obs, grid.revision)
+
+    def _observation_for(self, start: float) -> Observation | None:
+        """The observation built for the slot starting at `start`; one still in the middleware (its
+        receive thread is not real time) is waited for up to `observation_grace`. Leftovers of earlier
+        slots are dropped, never used."""
+        deadline, waited = time.monotonic() + self.grace, False
+        while True:
+            msgs = self.observations.take_all()
+            i, leftovers = for_this_slot([from_time_msg(m.slot_start) for m in msgs], start)
+            self.leftover_observations += leftovers
+            if i is not None:
+                self.late_observations += waited
+                return msgs[i]
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self.observations.wait_for(remaining):
+                return None
+            waited = True
 
     def _turned(self, ready: float) -> None:
         """The worker is ready for its next inference at `ready`: the turnaround since the last ends."""
@@ -459,6 +473,7 @@ class InferenceWorker(RtNode):
             "pipeline_filling": self.filling,
             "observation_delay_calls": self.delay_calls,
             "missing_observations": self.missing_observations,
+            "leftover_observations": self.leftover_observations,
             "late_observations": self.late_observations,
             "timing_differences": self.timing_differences,
             "late_starts": self.follower.late_starts,

@@ -38,6 +38,7 @@ from rt_rl.nodes.common import (
     set_thread_realtime,
     sleep_until_wall,
     statistics_rate,
+    to_time_msg,
     topic_param,
 )
 from rt_rl.tasks import TASKS, get_task
@@ -100,6 +101,7 @@ class SensorIngest(RtNode):
         self._observation_topic = p["observation_topic"]
         self.worker_pubs = {w: self._worker_publisher(w) for w in range(p["num_workers"])}
         self._next_worker: int | None = None  # owner of the slot being built for; None: every worker
+        self._slot_start = to_time_msg(0.0)  # that slot's start (0: before the schedule, any slot)
         self.joint_states = self.reader("joint_states", p, SENSOR)
         # every command since the last build (several control ticks pass between slots when N*P < T)
         self.commands = self.reader("command", p, SENSOR.with_depth(64))
@@ -136,6 +138,7 @@ class SensorIngest(RtNode):
             if sleep_until_wall(target, self.stop_event):
                 self._last_target = target
                 self._next_worker = worker
+                self._slot_start = to_time_msg(0.0 if worker is None else target + self.lead)
                 self.build_and_publish()
 
     def build_and_publish(self) -> None:
@@ -168,6 +171,7 @@ class SensorIngest(RtNode):
         msg.episode = self.episode
         msg.data = float32_array(self.builder.build(pos, vel))
         msg.header.stamp = js.header.stamp  # sensor time, not now: ages downstream start at sensing
+        msg.slot_start = self._slot_start  # the worker drops it once that slot has passed
         self.seq += 1
         # The worker's copy first: it is due at the slot; the shared topic's reliable readers (a
         # recorder) can wait. Published second, 25-35 % of a demo run's slots found their observation
