@@ -12,6 +12,10 @@ def action(data, stamp, seq, worker=0):
     return TimedAction(np.asarray(data, dtype=float), stamp, seq, worker)
 
 
+def slotted(data, stamp, seq, slot_end, worker=0):
+    return TimedAction(np.asarray(data, dtype=float), stamp, seq, worker, slot_end=slot_end)
+
+
 def core(**kw):
     cfg = dict(action_dim=2, lower=[-1, -1], upper=[1, 1], max_action_age=0.1)
     cfg.update(kw)
@@ -114,25 +118,32 @@ def test_fallback_enum_accepts_strings():
     assert ArbiterConfig(action_dim=1, fallback="zero").fallback is Fallback.ZERO
 
 
-def test_surplus_action_is_held_for_the_next_tick_when_asked():
+def test_early_finisher_waits_for_its_slot_tick():
     c = core()
-    c.hold_surplus = True  # the grid's spacing is between whole periods
-    c.offer(action([0.1, 0.1], 1.000, 1, worker=0), now=1.005)  # its tick slipped: arrived after it
-    c.offer(action([0.2, 0.2], 1.010, 2, worker=1), now=1.015)  # this tick's own
-    first = c.tick(1.020)
-    assert first.kind is TickKind.FRESH and first.action.observation_seq == 1  # older first
-    second = c.tick(1.030)
-    assert second.kind is TickKind.FRESH and second.action.observation_seq == 2  # the held one
-    assert c.tick(1.040).kind is TickKind.FALLBACK and c.superseded == 0
+    # variable inference times: the slot planned to end at 1.019 finished early, beside the one due at 1.009
+    c.offer(slotted([0.1, 0.1], 0.990, 1, slot_end=1.009), now=1.004)
+    c.offer(slotted([0.2, 0.2], 1.000, 2, slot_end=1.019, worker=1), now=1.006)
+    first = c.tick(1.010)
+    assert first.kind is TickKind.FRESH and first.action.observation_seq == 1
+    second = c.tick(1.020)
+    assert (
+        second.kind is TickKind.FRESH and second.action.observation_seq == 2
+    )  # its own tick, not superseded
+    assert c.tick(1.030).kind is TickKind.FALLBACK and c.superseded == 0
 
 
-def test_only_the_two_newest_are_kept_and_a_third_counts_as_superseded():
+def test_late_slot_action_is_superseded_by_the_next_slots_when_both_are_due():
     c = core()
-    c.hold_surplus = True
-    for seq, stamp in ((1, 1.000), (3, 1.020), (2, 1.010)):
-        c.offer(action([0.1 * seq] * 2, stamp, seq), now=1.021)
-    assert [c.tick(t).action.observation_seq for t in (1.025, 1.035)] == [2, 3]
-    assert c.superseded == 1
+    assert c.tick(1.010).kind is not TickKind.FRESH  # nothing yet (before any action: the safe command)
+    c.offer(slotted([0.1, 0.1], 0.990, 1, slot_end=1.009), now=1.0105)  # missed its tick at 1.010
+    c.offer(slotted([0.2, 0.2], 1.000, 2, slot_end=1.019, worker=1), now=1.018)
+    assert c.tick(1.020).action.observation_seq == 2 and c.superseded == 1
+
+
+def test_has_due_ignores_actions_waiting_for_their_slot():
+    c = core()
+    c.offer(slotted([0.1, 0.1], 0.990, 1, slot_end=1.019), now=1.004)
+    assert not c.has_due(1.010) and c.has_due(1.020)
 
 
 def test_without_holding_the_newest_wins_and_the_other_is_superseded():
@@ -143,13 +154,13 @@ def test_without_holding_the_newest_wins_and_the_other_is_superseded():
     assert c.tick(1.030).kind is TickKind.FALLBACK
 
 
-def test_has_fresh_until_the_tick_takes_the_action():
+def test_has_due_until_the_tick_takes_the_action():
     a = core()
-    assert not a.has_fresh
+    assert not a.has_due(10.005)
     a.offer(action([0.1, 0.1], stamp=10.0, seq=1), now=10.005)
-    assert a.has_fresh
+    assert a.has_due(10.005)
     a.tick(10.01)
-    assert not a.has_fresh
+    assert not a.has_due(10.01)
 
 
 def test_actuation_delay_holds_each_action_until_its_observation_is_that_old():

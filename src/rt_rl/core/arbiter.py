@@ -12,11 +12,16 @@ when even the held command's observation is older than `max_action_age` the watc
 safe command. Every command leaves clamped to the limits. A valid action replaced by a fresher one
 before a tick took it is counted as superseded, not dropped silently.
 
-With `actuation_delay` > 0 the arbiter actuates an action no earlier than that long after the stamp
-of its call's input (for a pipeline an older observation is what it depends on), the freshest such
-action each tick: a policy trained to act D ticks after its
-observation (the twin's D) then meets that delay live, however fast its workers are. Actions that are
-not due yet wait in a queue; a due one that a fresher due one replaces is counted as superseded.
+An action computed on a slot of the schedule carries the time the grid planned its inference to end
+(`slot_end`): it is actuated no earlier than the first tick from then on. An early finisher waits for
+its own tick, so each tick gets its slot's action even when inference times vary (log-normal times:
+actions bunched two or three to a tick and none in the next, fresh ratio 0.53 at 10 workers and a
+mean T of 4 periods) and when the spacing is between whole periods (completions drifting across the
+ticks). With `actuation_delay` > 0 the arbiter also actuates an action no earlier than that long after
+the stamp of its call's input (for a pipeline an older observation is what it depends on): a policy
+trained to act D ticks after its observation (the twin's D) then meets that delay live, however fast
+its workers are. Actions that are not due yet wait in a queue; each tick actuates the freshest due
+one, and a due one that a fresher due one replaces is counted as superseded.
 """
 
 from __future__ import annotations
@@ -67,6 +72,7 @@ class TimedAction:
     inference_end: float = math.nan
     episode: int = -1  # -1: unknown (a robot without episode boundaries)
     input_stamp: float = math.nan  # stamp of the call's own input (a pipeline depends on an older one)
+    slot_end: float = math.nan  # when its slot's inference was planned to end (nan: not on a slot)
 
 
 def _input_stamp(action: TimedAction) -> float:
@@ -130,14 +136,7 @@ class ArbiterCore:
             np.array(self.config.safe_command or self._zero, dtype=np.float64), self._lower, self._upper
         )
         self._pending: TimedAction | None = None  # freshest valid action not yet actuated
-        self._held: TimedAction | None = None  # with hold_surplus: a newer one kept for the next tick
-        self._queue: list[TimedAction] = []  # with an actuation delay: valid actions, oldest first
-        # Hold a surplus action for the next tick instead of superseding it. Set while the grid's
-        # spacing is between whole periods (fewer workers than T/P): completions then drift across
-        # the ticks and, near one, jitter puts two between one pair of ticks and none between the
-        # next. Holding the newer of two for the next tick fills that gap (one tick older, not stale);
-        # with a fresh action every tick it would only add a tick of age, so it is off there.
-        self.hold_surplus = False
+        self._queue: list[TimedAction] = []  # valid actions that wait for a due time, oldest first
         self._last_seq = -1  # observation seq of the last actuated action
         self._last_worker = -1
         self._last_stamp = -math.inf  # observation stamp behind the current command
@@ -161,10 +160,12 @@ class ArbiterCore:
     def last_command(self) -> np.ndarray:
         return self._command
 
-    @property
-    def has_fresh(self) -> bool:
-        """A new action is waiting for the next tick."""
-        return self._pending is not None or bool(self._queue)
+    def has_due(self, now: float) -> bool:
+        """A new action is there for a tick at `now`."""
+        return self._pending is not None or any(self._is_due(a, now) for a in self._queue)
+
+    def _is_due(self, action: TimedAction, now: float) -> bool:
+        return now - _input_stamp(action) >= self.config.actuation_delay and not now < action.slot_end
 
     def offer(self, action: TimedAction, now: float) -> Rejection | None:
         """An action arrived. Returns why it was rejected, or None if it was kept (or superseded)."""
@@ -172,7 +173,7 @@ class ArbiterCore:
         if reason is not None:
             self.rejected[reason] += 1
             return reason
-        if self.config.actuation_delay > 0:
+        if self.config.actuation_delay > 0 or not math.isnan(action.slot_end):
             bisect.insort(self._queue, action, key=lambda a: a.observation_stamp)
             return None
         if self._pending is not None and 0 <= self._pending.episode < self.episode:
@@ -180,13 +181,6 @@ class ArbiterCore:
             self._pending = None
         if self._pending is None:
             self._pending = action
-        elif self.hold_surplus:  # keep the two newest: the older goes first, the newer waits a tick
-            kept = sorted(
-                (a for a in (self._pending, self._held, action) if a is not None),
-                key=lambda a: a.observation_stamp,
-            )
-            self.superseded += len(kept) - 2
-            self._pending, self._held = kept[-2], kept[-1]
         else:  # one of the two is never actuated: count it, do not drop it silently
             self.superseded += 1
             if action.observation_stamp > self._pending.observation_stamp:
@@ -210,13 +204,13 @@ class ArbiterCore:
         return None
 
     def _take_due(self, now: float) -> TimedAction | None:
-        """The freshest queued action whose observation is at least `actuation_delay` old; older due
-        ones are superseded, younger ones keep waiting."""
+        """The freshest queued action that is due: its slot's planned end has come and its observation
+        is at least `actuation_delay` old. Older due ones are superseded, the others keep waiting."""
         waiting, due = [], []
         for a in self._queue:
             if 0 <= a.episode < self.episode:
                 self.rejected[Rejection.ENDED_EPISODE] += 1
-            elif now - _input_stamp(a) >= self.config.actuation_delay:
+            elif self._is_due(a, now):
                 due.append(a)
             else:
                 waiting.append(a)
@@ -228,10 +222,14 @@ class ArbiterCore:
 
     def tick(self, now: float) -> TickDecision:
         """Decide the command for the tick at time `now` (seconds, same clock as the stamps)."""
-        if self.config.actuation_delay > 0:
-            action = self._take_due(now)
-        else:
-            action, self._pending, self._held = self._pending, self._held, None
+        action, self._pending = self._pending, None
+        if self._queue:
+            queued = self._take_due(now)
+            if action is not None and queued is not None:
+                self.superseded += 1
+                action = max(action, queued, key=lambda a: a.observation_stamp)
+            elif queued is not None:
+                action = queued
         if action is not None and 0 <= action.episode < self.episode:
             self.rejected[Rejection.ENDED_EPISODE] += 1
             action = None

@@ -32,12 +32,13 @@ from dataclasses import dataclass, replace
 # any slot spacing. A smaller step added to a wall time does not move it (an endless loop). Searches
 # accept a start up to EPS before `now` (float noise); moving past a slot therefore steps 2 * EPS.
 EPS = 1e-6
-# The spacing of back-to-back workers follows this percentile of their slot lengths: above the mean
-# of these right-skewed times (a late start only delays the next), far below their tail.
-TYPICAL_PERCENTILE = 75.0
 # A back-to-back grid is laid this much above the typical slot length and re-laid once the typical
 # length passes it by as much again: no re-lay for each new maximum of a noisy percentile.
 CYCLE_HEADROOM = 0.005
+# A shrinking T re-lays the grid beyond the relative tolerance or this many control periods, whichever
+# is smaller: a lead left long by a passing tail (measured: 3 ms at T = 41 ms, under 10 %) costs
+# every action that much age.
+SHRINK_PERIODS = 0.2
 ALIGN_SLACK = 2e-5  # seconds a tick-locked start is planned after its sensor sample (see tick_shift)
 
 
@@ -312,7 +313,8 @@ def needs_retune(current: Schedule, estimate: float, tolerance: float, typical: 
         return True
     if estimate > current.inference_time:
         return estimate > min(current.inference_time * (1.0 + tolerance), current.lead)
-    return current.inference_time - estimate > tolerance * current.inference_time
+    shrink = min(tolerance * current.inference_time, SHRINK_PERIODS * current.control_period)
+    return current.inference_time - estimate > shrink
 
 
 class Retuner:
@@ -413,6 +415,17 @@ class InferenceTimeEstimator:
 
     def estimate(self) -> float:
         return self.quantile(self.percentile)
+
+    def mean(self) -> float:
+        if not self._samples:
+            raise ValueError("no inference time measured yet")
+        return sum(self._samples) / len(self._samples)
+
+    def typical(self) -> float:
+        """The mean, but no less than the median of the newest quarter of the window: a step up in T
+        shows there after a few samples (the mean of the whole window follows it slowly)."""
+        newest = sorted(self._samples[-max(1, len(self._samples) // 4) :])
+        return max(self.mean(), newest[len(newest) // 2])
 
     def quantile(self, percentile: float) -> float:
         if not self._samples:
@@ -556,7 +569,9 @@ class SchedulePlanner:
         self.sensor_offset = sensor_offset  # sample stamp -> observation ready at the worker
         self._stamps: deque[float] = deque(maxlen=64)  # recent observation stamps (sensor phase)
         # how long a slot occupies a worker (inference + turnaround): the spacing of back-to-back ones
-        self.slots = InferenceTimeEstimator(self.estimator.window, TYPICAL_PERCENTILE)
+        # follows the mean (a worker keeps up on average; a late start only delays the next, and each
+        # bit of spacing above it costs fresh ticks: the 75th percentile cost 1-2 %)
+        self.slots = InferenceTimeEstimator(self.estimator.window)
         self.lock_ticks = lock_ticks  # each new grid moves the ticks onto the sensor (`tick_shift`)
         self.min_lead = min_lead  # > 0: a fixed actuation delay (the arbiter holds actions till then)
         self.tick_shift = 0.0  # seconds the last grid moved the ticks (the caller moves its clock)
@@ -624,7 +639,7 @@ class SchedulePlanner:
         if not len(self.estimator):
             return None
         estimate = self.estimator.estimate()
-        typical = self.slots.estimate() * (1.0 + CYCLE_HEADROOM)
+        typical = self.slots.typical() * (1.0 + CYCLE_HEADROOM)
         alive = self.alive(monotonic_now)
         if not alive:
             return None

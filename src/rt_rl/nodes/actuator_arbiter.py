@@ -135,11 +135,6 @@ PARAMS = (
         0,
         1000,
     ),
-    Param(
-        "hold_surplus",
-        True,
-        "with fewer workers than T/P: keep a second new action for the next tick instead of superseding it",
-    ),
     Param("retune_tolerance", 0.1, "relative change of T that re-lays the grid", 0.01, 10.0),
     Param("retune_hold", 2.0, "seconds a smaller T must hold before the grid is re-laid for it", 0.0, 60.0),
     Param(
@@ -196,7 +191,6 @@ class ActuatorArbiter(RtNode):
         except ValueError as err:
             raise ConfigError(str(err)) from None
         self.core = ArbiterCore(config)
-        self.hold_surplus = p["hold_surplus"]
         self.tick_grace = p["tick_grace"]
         self.grace_waits = 0  # ticks that waited for their due action
         self.grace_fresh = 0  # ... and got it
@@ -258,7 +252,7 @@ class ActuatorArbiter(RtNode):
             grid = self.planner.schedule  # read without the lock: replaced whole, never unset
             if (
                 self.tick_grace > 0
-                and not self.core.has_fresh
+                and not self.core.has_due(now)
                 and grid is not None
                 and grid.completes_for(due)
             ):
@@ -266,7 +260,7 @@ class ActuatorArbiter(RtNode):
                 if self.actions.wait_for(self.tick_grace):
                     now = time.time()
                     inference_times += self._take_inputs(now)
-                    self.grace_fresh += self.core.has_fresh
+                    self.grace_fresh += self.core.has_due(now)
             decision = self.core.tick(now)
             msg.data = float64_array(decision.command)
             self.cmd_pub.publish(msg)
@@ -325,6 +319,7 @@ class ActuatorArbiter(RtNode):
                 msg.worker_id,
                 episode=msg.episode,
                 input_stamp=from_time_msg(msg.input_stamp),
+                slot_end=from_time_msg(msg.slot_end) if msg.schedule_revision else math.nan,
             )
             inference_times.append(
                 (msg.worker_id, msg.inference_time, msg.turnaround, action.observation_stamp)
@@ -349,9 +344,6 @@ class ActuatorArbiter(RtNode):
                 self.gate.opens_after = schedule.epoch + schedule.cycle
         if schedule is None:
             return
-        ticks = schedule.spacing / schedule.control_period
-        # drifting completions (rt_rl.core.arbiter.ArbiterCore.hold_surplus); a bool: no lock needed
-        self.core.hold_surplus = self.hold_surplus and abs(ticks - round(ticks)) > 1e-6
         self.sched_pub.publish(schedule_to_msg(schedule))
         if schedule.revision == 1:
             self.report()  # "scheduled" now, not at the next statistics period

@@ -326,7 +326,7 @@ class InferenceWorker(RtNode):
                     self._ended = 0.0
                     self.stop_event.wait(UNSCHEDULED_POLL)
                 else:
-                    self._infer(obs, 0)
+                    self._infer(obs, 0, 0.0)
                 continue
             found = self.follower.next_in(self.timeline, time.time())
             if found is None:  # a warm spare
@@ -347,7 +347,7 @@ class InferenceWorker(RtNode):
                 self.missing_observations += 1
                 self._ended = 0.0
                 continue
-            self._infer(obs, grid.revision)
+            self._infer(obs, grid.revision, grid.completion(k) - (grid.lead - grid.inference_time))
 
     def _observation_for(self, start: float) -> Observation | None:
         """The observation built for the slot starting at `start`; one still in the middleware (its
@@ -391,7 +391,7 @@ class InferenceWorker(RtNode):
             self.stop_event.wait(max(0.0, start + latency - time.monotonic()))
         zeros = np.zeros(self.task.action_dim)
         zero = to_time_msg(0.0)
-        self._publish(zero, 0, 0, 0, wall_start, time.monotonic() - start, zeros, zero)
+        self._publish(zero, 0, 0, 0, wall_start, time.monotonic() - start, zeros, zero, 0.0)
         self.heartbeats += 1
 
     def _publish(
@@ -404,12 +404,14 @@ class InferenceWorker(RtNode):
         elapsed: float,
         action,
         input_stamp,
+        slot_end: float,
     ) -> None:
         """One Action: the observation it depends on, the slot's grid, when the inference ran, the output."""
         msg = self._msg
         msg.observation_stamp, msg.observation_seq, msg.episode = stamp, seq, episode
         msg.input_stamp = input_stamp
         msg.schedule_revision = revision
+        set_stamp(msg.slot_end, slot_end)
         set_stamp(msg.inference_start, wall_start)
         set_stamp(msg.inference_end, wall_start + elapsed)
         msg.inference_time = elapsed
@@ -418,7 +420,7 @@ class InferenceWorker(RtNode):
         set_stamp(msg.header.stamp, time.time())
         self.pub.publish(msg)
 
-    def _infer(self, obs: Observation, revision: int) -> None:
+    def _infer(self, obs: Observation, revision: int, slot_end: float) -> None:
         wall_start, start = time.time(), time.monotonic()
         if self._woke:  # from the wake-up for this slot to here (taking its observation) is turnaround
             self._wake_part = start - self._woke
@@ -461,7 +463,9 @@ class InferenceWorker(RtNode):
             self.filling += 1  # the returned head was computed from zero activations only
             return
         stamp, seq, episode = depends_on
-        self._publish(stamp, seq, episode, revision, wall_start, end - start, action, obs.header.stamp)
+        self._publish(
+            stamp, seq, episode, revision, wall_start, end - start, action, obs.header.stamp, slot_end
+        )
         self.published += 1
 
     def status(self) -> tuple[str, dict]:
