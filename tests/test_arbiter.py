@@ -186,3 +186,11 @@ def test_actuation_delay_takes_the_freshest_due_action_and_counts_the_older_as_s
 def test_actuation_delay_must_be_shorter_than_the_age_limit():
     with pytest.raises(ValueError, match="actuation_delay"):
         core(actuation_delay=0.1)
+
+
+def test_action_whose_slot_never_comes_in_time_expires_as_stale():
+    c = core()  # max_action_age 0.1 s
+    c.offer(slotted([0.1, 0.1], 1.000, 1, slot_end=5.0), now=1.005)  # e.g. a worker's clock far ahead
+    assert c.tick(1.050).kind is not TickKind.FRESH and c.rejected[Rejection.STALE] == 0
+    c.tick(1.150)
+    assert c.rejected[Rejection.STALE] == 1 and not c.has_due(6.0)

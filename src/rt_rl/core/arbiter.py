@@ -212,6 +212,8 @@ class ArbiterCore:
                 self.rejected[Rejection.ENDED_EPISODE] += 1
             elif self._is_due(a, now):
                 due.append(a)
+            elif now - a.observation_stamp > self.config.max_action_age:
+                self.rejected[Rejection.STALE] += 1  # never due in time (a slot far ahead: clocks apart)
             else:
                 waiting.append(a)
         self._queue = waiting
