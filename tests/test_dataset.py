@@ -232,8 +232,9 @@ def write_bag(path, store, skip=(), offset=0.0):
         messages.append((r.stamp, "/rt_rl/actuation", "rt_rl_interfaces/msg/Actuation", msg))
     for o in observations:
         msg = t["rt_rl_interfaces/msg/Observation"](
-            header=header(store, o.stamp + offset), seq=o.seq, episode=o.episode, data=o.data
-        )
+            header=header(store, o.stamp + offset), seq=o.seq, episode=o.episode, data=o.data,
+            slot_start=stamp(store, 0.0),
+        )  # fmt: skip
         messages.append((o.stamp, "/rt_rl/observation", "rt_rl_interfaces/msg/Observation", msg))
     for a in actions:
         msg = t["rt_rl_interfaces/msg/Action"](
@@ -241,7 +242,7 @@ def write_bag(path, store, skip=(), offset=0.0):
             input_stamp=stamp(store, a.stamp - 0.01), observation_seq=a.observation_seq, episode=0, worker_id=a.worker_id,
             inference_start=stamp(store, a.inference_start + offset),
             inference_end=stamp(store, a.inference_end + offset), inference_time=0.005, turnaround=0.0003,
-            policy_version=a.policy_version, schedule_revision=1, data=np.zeros(3),
+            policy_version=a.policy_version, schedule_revision=1, slot_end=stamp(store, 0.0), data=np.zeros(3),
         )  # fmt: skip
         messages.append((a.stamp, "/rt_rl/action", "rt_rl_interfaces/msg/Action", msg))
     for r in rewards:

@@ -93,6 +93,7 @@ def write_bag(path, store, topics=("command", "action", "diagnostics", "episode_
                     turnaround=0.0003,
                     policy_version="test",
                     schedule_revision=1,
+                    slot_end=stamp(tick - 2 * MS),
                     data=np.zeros(3),
                 ),
             )
