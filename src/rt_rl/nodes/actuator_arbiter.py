@@ -2,8 +2,8 @@
 
 Every control period (drift-free `Pacer`: tick n is due at start + n*period) its control thread takes
 the actions that arrived since the last tick (a DDS reader taken at the tick, no callback per action),
-asks the pure `ArbiterCore` what to actuate (freshest valid action, fallback, watchdog, clamping,
-episode boundary) and publishes it as std_msgs/Float64MultiArray, the input of ros2_control's forward
+asks the pure `ArbiterCore` what to actuate (freshest valid action whose slot has come, fallback,
+watchdog, clamping, episode boundary) and publishes it as std_msgs/Float64MultiArray, the input of ros2_control's forward
 command controllers. The `SchedulePlanner` (on the executor thread, off the control path) lays the
 shared slot grid once a warm-up has measured every worker's inference time (never a guess) and re-lays
 it when T moves. Statistics are kept in a bounded `Measurement` and reported on /diagnostics.

@@ -1,11 +1,12 @@
 """inference_worker: one copy of the policy, started on its slots of the arbiter's shared schedule.
 
-At each of its slots it takes the newest observation built for it (from `<observation_topic>/worker_<id>`,
+At each of its slots it takes the observation built for that slot (from `<observation_topic>/worker_<id>`,
 which carries only this worker's observations; a KEEP_LAST 1 reader taken at the slot: no callback per
-observation), runs one policy step, waits out `synthetic_latency` (a known extra compute
+observation; one tagged with an earlier slot is a leftover that came too late for it and is dropped),
+runs one policy step, waits out `synthetic_latency` (a known extra compute
 time that emulates a larger model, as the paper emulates model size by a delay of K frames; it sleeps,
 so it costs no CPU, like a model on its own accelerator), and publishes an Action carrying its id, the
-inference start/end, the policy version and the provenance of the action: the stamp and seq of the
+inference start/end, when its slot was planned to end (the arbiter actuates it no sooner), the policy version and the provenance of the action: the stamp and seq of the
 newest observation the returned action depends on. For the instant MLP that is the observation just
 taken; a pipelined policy returns the head computed at its previous call, so it is the observation of
 that call (`observation_delay` calls back). Until a pipeline has seen enough observations of the
