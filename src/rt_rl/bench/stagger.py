@@ -7,7 +7,8 @@ cases the grid cannot show:
 - lognormal: inference times drawn log-normal (sigma 0.5, mean 40 ms), the auto pool (max 10);
 - auto: `--workers auto` (max 10, 2 warm spares) at T = 40 ms;
 - doubling: the auto pool, and the latency set from 40 to 80 ms mid-run (the parameter service),
-  with warm spares and without (warm_spares 0: new workers are processes to start).
+  with 4 warm spares (the jump from 6 to 10 active workers needs no new process) and without
+  (warm_spares 0: new workers are processes to start).
 
 Every run has an outside recorder (`rt_rl.bench.tick_probe`, a plain rclpy process) on the per-tick
 actuation topic and the action topic. The prediction is min(1, N * P / T) with T = the configured
@@ -323,7 +324,8 @@ def main(argv: list[str] | None = None) -> int:
                 p = with_workers(params, synthetic_latency=latency, synthetic_latency_sigma=0.5)
                 p, workers = with_auto(p, 10, 2), "auto"
             else:
-                spares = 0 if case == "doubling-cold" else 3
+                # 4: the doubling takes the pool from 6 to 10 active workers, all of them already warm
+                spares = 0 if case == "doubling-cold" else 4
                 p, workers = with_auto(with_workers(params, synthetic_latency=latency), 10, spares), "auto"
                 if case.startswith("doubling"):
                     change = (3.0, 2 * latency)
