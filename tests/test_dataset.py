@@ -9,6 +9,8 @@ Simulation step k is stamped 4 ms after tick k with reward k.
 """
 
 import math
+import sys
+from pathlib import Path
 
 import conftest
 import numpy as np
@@ -218,6 +220,12 @@ def header(store, seconds):
     return store.types["std_msgs/msg/Header"](stamp=stamp(store, seconds), frame_id="")
 
 
+def slot_field(store, msg, name) -> dict:
+    """{name: zero time} where the store's definition of `msg` has that field (bags before 85e36c2 lack it)."""
+    fields = [f[0] for f in store.fielddefs[f"rt_rl_interfaces/msg/{msg}"][1]]
+    return {name: stamp(store, 0.0)} if name in fields else {}
+
+
 def write_bag(path, store, skip=(), offset=0.0):
     """The scenario as the recorder writes it (log time = the message's own time + 0.5 ms)."""
     t = store.types
@@ -233,7 +241,7 @@ def write_bag(path, store, skip=(), offset=0.0):
     for o in observations:
         msg = t["rt_rl_interfaces/msg/Observation"](
             header=header(store, o.stamp + offset), seq=o.seq, episode=o.episode, data=o.data,
-            slot_start=stamp(store, 0.0),
+            **slot_field(store, "Observation", "slot_start"),
         )  # fmt: skip
         messages.append((o.stamp, "/rt_rl/observation", "rt_rl_interfaces/msg/Observation", msg))
     for a in actions:
@@ -242,7 +250,8 @@ def write_bag(path, store, skip=(), offset=0.0):
             input_stamp=stamp(store, a.stamp - 0.01), observation_seq=a.observation_seq, episode=0, worker_id=a.worker_id,
             inference_start=stamp(store, a.inference_start + offset),
             inference_end=stamp(store, a.inference_end + offset), inference_time=0.005, turnaround=0.0003,
-            policy_version=a.policy_version, schedule_revision=1, slot_end=stamp(store, 0.0), data=np.zeros(3),
+            policy_version=a.policy_version, schedule_revision=1, data=np.zeros(3),
+            **slot_field(store, "Action", "slot_end"),
         )  # fmt: skip
         messages.append((a.stamp, "/rt_rl/action", "rt_rl_interfaces/msg/Action", msg))
     for r in rewards:
@@ -344,3 +353,22 @@ def test_a_malformed_dataset_name_is_one_line_error(tmp_path, store, capsys):
     args = ["dataset", str(bag), "--out", str(tmp_path / "out"), "--name", "no version", "--no-progress"]
     assert cli.main(args) == 2
     assert "no version" in capsys.readouterr().err
+
+
+def test_a_bag_recorded_before_the_slot_fields_converts_with_its_own_definitions(tmp_path, store, capsys):
+    from rosbags.typesys import get_types_from_msg
+
+    old = {}  # Observation and Action as recorded before slot_start / slot_end existed
+    for name in ("Observation", "Action"):
+        text = (Path(sys.prefix) / "share/rt_rl_interfaces/msg" / f"{name}.msg").read_text()
+        text = "\n".join(
+            line for line in text.splitlines() if not line.startswith("builtin_interfaces/Time slot_")
+        )
+        old.update(get_types_from_msg(text, f"rt_rl_interfaces/msg/{name}"))
+    old_store = rt_rl_typestore(recorded=old)
+    assert not slot_field(old_store, "Observation", "slot_start") and slot_field(
+        store, "Observation", "slot_start"
+    )
+    bag = write_bag(tmp_path / "bag_old", old_store)
+    assert cli.main(["dataset", str(bag), "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    assert "18 steps, 3 episodes" in capsys.readouterr().out

@@ -314,6 +314,22 @@ def open_bag(bag: Path, topics: dict[str, str], error: type[Exception]) -> tuple
     return reader, conns
 
 
+def bag_typestore(reader: Reader):
+    """A typestore for reading `reader`'s messages: rt_rl's types as the bag itself defines them (each
+    connection stores the definition it was recorded with), so a bag from an earlier version, before
+    a message gained a field, still reads; the installed definitions where the bag stores none."""
+    from rosbags.typesys import get_types_from_msg
+
+    from rt_rl.nodes.bag_recorder import rt_rl_typestore
+
+    recorded = {}
+    for conn in reader.connections:
+        if conn.msgtype.startswith("rt_rl_interfaces/") and conn.msgdef and conn.msgdef.data:
+            types = get_types_from_msg(conn.msgdef.data, conn.msgtype)
+            recorded.update({k: v for k, v in types.items() if k.startswith("rt_rl_interfaces/")})
+    return rt_rl_typestore(recorded)
+
+
 def storage_files(bag: Path) -> list[Path]:
     """The bag's storage files in recording order: NAME_0, NAME_1, ..., then any other (the file a
     killed writer was writing, NAME.mcap)."""

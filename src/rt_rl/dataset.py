@@ -394,8 +394,7 @@ def read_bag(path: Path, progress: bool = True) -> BagRecords:
     """The records `align` needs from one rosbag2 bag."""
     from tqdm import tqdm
 
-    from rt_rl.bagfile import open_bag
-    from rt_rl.nodes.bag_recorder import rt_rl_typestore
+    from rt_rl.bagfile import bag_typestore, open_bag
 
     bag = bag_directory(path)
     topics, task = bag_settings(bag)
@@ -408,7 +407,7 @@ def read_bag(path: Path, progress: bool = True) -> BagRecords:
                     f"{bag}: no {topics[key]} messages{hint}; it holds "
                     f"{', '.join(sorted(reader.topics)) or 'no topics'}"
                 )
-        store = rt_rl_typestore()
+        store = bag_typestore(reader)
         records = BagRecords(bag, task, [], [], [], [], [])
         wanted = [c for key in READ_TOPICS for c in conns[key]]
         key_of = {c.id: key for key in READ_TOPICS for c in conns[key]}

@@ -246,8 +246,7 @@ def read_bag(bag: Path, topics: dict[str, str], progress: bool = True) -> BagDat
     """Command times, action timings, the arbiter's diagnostics and the episode ends of one bag."""
     from tqdm import tqdm
 
-    from rt_rl.bagfile import open_bag
-    from rt_rl.nodes.bag_recorder import rt_rl_typestore
+    from rt_rl.bagfile import bag_typestore, open_bag
 
     reader, conns = open_bag(bag, topics, ReportError)
     try:
@@ -258,7 +257,7 @@ def read_bag(bag: Path, topics: dict[str, str], progress: bool = True) -> BagDat
             )
         episodes_key = "episode_end" if sum(c.msgcount for c in conns["episode_end"]) else "reward"
         wanted = conns["command"] + conns["action"] + conns["diagnostics"] + conns[episodes_key]
-        store = rt_rl_typestore()
+        store = bag_typestore(reader)
         command_ns: list[int] = []
         actions: list[ActionTiming] = []
         arbiter: list[tuple[int, dict]] = []

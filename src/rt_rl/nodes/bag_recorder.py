@@ -81,9 +81,13 @@ PARAMS = (
 )
 
 
-def rt_rl_typestore():
-    """ROS 2 Kilted's types plus rt_rl_interfaces, read from the installed .msg files."""
+def rt_rl_typestore(recorded: dict | None = None):
+    """ROS 2 Kilted's types plus rt_rl_interfaces, read from the installed .msg files; `recorded`
+    (parsed definitions a bag stores) takes precedence for the types it holds."""
     store = get_typestore(Stores.ROS2_KILTED)
+    recorded = recorded or {}
+    if recorded:
+        store.register(recorded)
     try:
         share = Path(get_package_share_directory("rt_rl_interfaces")) / "msg"
     except (OSError, LookupError, ValueError):  # a venv install has no AMENT_PREFIX_PATH
@@ -91,7 +95,7 @@ def rt_rl_typestore():
     types = {}
     for msg in sorted(share.glob("*.msg")):
         types.update(get_types_from_msg(msg.read_text(), f"rt_rl_interfaces/msg/{msg.stem}"))
-    store.register(types)
+    store.register({k: v for k, v in types.items() if k not in recorded})
     return store
 
 
