@@ -16,6 +16,7 @@ from rt_rl.core.schedule import (
     SchedulePlanner,
     SlotFollower,
     make_schedule,
+    needs_retune,
     next_grid,
     pool_processes,
     sensor_phase,
@@ -261,6 +262,20 @@ def test_a_typical_slot_beyond_the_cycle_re_lays_but_noise_within_the_headroom_d
     assert not r.update(0.0, s, 0.0212, typical=0.0205 * 1.004)
     assert not r.update(0.1, s, 0.0212, typical=0.0205 * 1.01)  # over: held for 0.2 s
     assert r.update(0.35, s, 0.0212, typical=0.0205 * 1.01)
+
+
+def test_a_back_to_back_cycle_laid_too_long_shrinks_to_the_typical_slot_after_the_hold():
+    s = make_schedule(1, P, 0.0113, 0.0, 0.0, cycle_time=0.0113)  # laid during a slow start
+    r = Retuner(0.1, 2.0, overrun_hold=0.2)
+    assert not r.update(0.0, s, 0.0113, typical=0.0113 * 0.995)  # within the band: kept
+    assert not r.update(0.0, s, 0.0111, typical=0.0111)  # 1.8 % shorter: held for 2 s
+    assert not r.update(1.9, s, 0.0111, typical=0.0111)
+    assert r.update(2.1, s, 0.0111, typical=0.0111)
+
+
+def test_a_whole_tick_grid_is_not_re_laid_for_a_short_slot():
+    s = make_schedule(6, P, 0.04, 0.0, 0.0, margin=0.002, cycle_time=0.0405)  # spacing = P, slack
+    assert not needs_retune(s, 0.04, 0.1, typical=0.0405)  # its cycle is N P, not the slot length
 
 
 def test_a_fixed_actuation_delay_acts_exactly_d_ticks_after_the_observation_tick():
