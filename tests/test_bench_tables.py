@@ -59,3 +59,18 @@ def test_stagger_measure_predicts_from_the_model_time_and_from_the_workers_busy_
     assert m["predicted"] == pytest.approx(10 / 10.5, abs=1e-4)
     assert m["predicted_busy"] == pytest.approx(10 / 10.9, abs=1e-4)
     assert m["fresh_ratio"] == pytest.approx(0.91)
+
+
+def test_stagger_grid_table_and_summary_use_the_median_prediction_of_each_cell():
+    from types import SimpleNamespace
+
+    from rt_rl.bench.stagger import grid_table, report
+
+    runs = [
+        {"fresh_ratio": f, "predicted": p, "T_ms": 10.6}
+        for f, p in ((0.90, 0.99), (0.94, 0.95), (0.91, 0.93))
+    ]
+    assert "0.910 (0.900-0.940) / 0.950" in grid_table({(1.0, 1): runs}, [1.0], [1])
+    a = SimpleNamespace(duration=8.0, latency_periods=[1.0], workers=[1])
+    text = report({(1.0, 1): runs}, {}, a, 0.01, [])
+    assert "2 of 3 runs, 0 of 1 cell medians" in text  # 0.91 against 0.95: the median misses

@@ -209,8 +209,8 @@ def plot(groups: dict[int, list[dict]], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="rt-rl bench graph", description=__doc__.splitlines()[0])
-    ap.add_argument("--params", default="config/bench_100hz.yaml")
-    ap.add_argument("--workers", type=int, nargs="+", default=[1, 5])
+    ap.add_argument("--params", default="config/bench_100hz.yaml", help="graph parameters file")
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 5], help="worker counts to measure")
     ap.add_argument("--latency-periods", type=float, default=4.0, help="synthetic latency in control periods")
     ap.add_argument("--duration", type=float, default=30.0, help="seconds measured per run")
     ap.add_argument("--repeat", type=int, default=3, help="runs per worker count (min/median/max)")

@@ -51,7 +51,7 @@ def close_outside_node(rclpy, node) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m rt_rl.bench.probe", description=__doc__.splitlines()[0])
     ap.add_argument("out", help="JSON file written on SIGINT/SIGTERM")
-    ap.add_argument("--topic", default="/rt_rl/command")
+    ap.add_argument("--topic", default="/rt_rl/command", help="command topic to time")
     a = ap.parse_args(argv)
     from rclpy.qos import qos_profile_sensor_data
     from std_msgs.msg import Float64MultiArray

@@ -120,8 +120,8 @@ def report(runs: list[dict], command: str, duration: float, workers: int) -> str
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="rt-rl bench record", description=__doc__.splitlines()[0])
-    ap.add_argument("--params", default="config/bench_100hz.yaml")
-    ap.add_argument("--workers", type=int, default=5)
+    ap.add_argument("--params", default="config/bench_100hz.yaml", help="graph parameters file")
+    ap.add_argument("--workers", type=int, default=5, help="staggered workers")
     ap.add_argument("--duration", type=float, default=60.0, help="seconds measured per run")
     ap.add_argument("--repeat", type=int, default=3, help="runs each way (min/median/max)")
     ap.add_argument("--out", default="docs/bench_record.md", help="Markdown report")

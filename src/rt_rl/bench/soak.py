@@ -78,10 +78,10 @@ def markdown(report: dict, command: str, summary: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="rt-rl bench soak", description=__doc__.splitlines()[0])
-    ap.add_argument("--params", default="config/bench_100hz.yaml")
-    ap.add_argument("--workers", type=int, default=5)
+    ap.add_argument("--params", default="config/bench_100hz.yaml", help="graph parameters file")
+    ap.add_argument("--workers", type=int, default=5, help="staggered workers")
     ap.add_argument("--duration", type=float, default=600.0, help="seconds measured")
-    ap.add_argument("--out", default="docs/bench_soak.md")
+    ap.add_argument("--out", default="docs/bench_soak.md", help="Markdown report")
     a = ap.parse_args(argv)
     if a.duration < 130:
         print(

@@ -57,7 +57,7 @@ def rewrite_latency(path: str, latency: float) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m rt_rl.bench.tick_probe", description=__doc__.splitlines()[0])
-    ap.add_argument("out")
+    ap.add_argument("out", help="JSON file written on SIGINT/SIGTERM")
     ap.add_argument("--set-latency-after", type=float, default=None, help="seconds after the window opens")
     ap.add_argument("--latency", type=float, default=None, help="the new synthetic_latency (s)")
     ap.add_argument("--params-file", help="the launcher's expanded params file: new worker processes read it")
