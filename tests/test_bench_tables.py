@@ -58,6 +58,11 @@ def test_stagger_measure_predicts_from_the_model_time_and_from_the_workers_busy_
     m = measure(s, 0.01, 0.010)
     assert m["predicted"] == pytest.approx(10 / 10.5, abs=1e-4)
     assert m["predicted_busy"] == pytest.approx(10 / 10.9, abs=1e-4)
+    assert m["T_mean_ms"] == pytest.approx(10.5) and m["predicted_mean"] == pytest.approx(10 / 10.5, abs=1e-4)
+    actions[0][7] = 0.0605  # one inference 50 ms slow: the median does not see it, the rate does
+    m = measure(s, 0.01, 0.010)
+    assert m["predicted"] == pytest.approx(10 / 10.5, abs=1e-4)
+    assert m["T_mean_ms"] == pytest.approx(11.5) and m["predicted_mean"] == pytest.approx(10 / 11.5, abs=1e-4)
     assert m["fresh_ratio"] == pytest.approx(0.91)
 
 
