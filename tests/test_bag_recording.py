@@ -58,10 +58,13 @@ def test_demo_run_records_a_readable_bag(ros_env, tmp_path):
     assert counts["/joint_states"] > 4 * 250 * 0.8  # 250 Hz sensor for >= 4 s
     a = actions[-1]
     assert len(a.data) == 3 and a.worker_id in (0, 1) and a.schedule_revision >= 1
-    duration = (a.inference_end.sec - a.inference_start.sec) + (
-        a.inference_end.nanosec - a.inference_start.nanosec
-    ) * 1e-9
-    assert 0.015 <= duration < 0.05
+    durations = [
+        (a.inference_end.sec - a.inference_start.sec)
+        + (a.inference_end.nanosec - a.inference_start.nanosec) * 1e-9
+        for a in actions
+    ]
+    # every action ran its synthetic latency, the ones in flight at Ctrl-C too (none is sent cut short)
+    assert min(durations) >= 0.015 and durations[-1] < 0.05
     assert (tmp_path / "run").joinpath("params.yaml").is_file()
     assert (Path(bag) / "params.yaml").is_file()
 

@@ -410,8 +410,8 @@ class InferenceWorker(RtNode):
         self.provenance.reset()
         self._episode = -1  # the next real observation starts the pipeline afresh
         latency = self._synthetic_latency()
-        if latency > 0:
-            self.stop_event.wait(max(0.0, start + latency - time.monotonic()))
+        if latency > 0 and self.stop_event.wait(max(0.0, start + latency - time.monotonic())):
+            return  # stopping
         zeros = np.zeros(self.task.action_dim)
         zero = to_time_msg(0.0)
         self._publish(zero, 0, 0, 0, wall_start, time.monotonic() - start, zeros, zero, 0.0)
@@ -487,6 +487,8 @@ class InferenceWorker(RtNode):
                 predicted_end = time.time() + max(0.0, done - time.monotonic())
                 self._prepared = self.follower.next_in(self.timeline, predicted_end)
             wait_until_monotonic(done, self.stop_event)
+            if self.stop_event.is_set():
+                return  # stopping: the emulated inference did not run its time, its action is not sent
         end = self._ended = time.monotonic()
         if depends_on is None:
             self.filling += 1  # the returned head was computed from zero activations only
