@@ -389,6 +389,22 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def alternative_agreement(cells: dict, key: str, what: str) -> str:
+    """One sentence: how many runs are within 0.03 of the prediction `key` (another choice of T), and
+    which are not; empty when no run has it."""
+    diffs = [
+        (lp, n, r["fresh_ratio"] - r[key])
+        for (lp, n), runs in sorted(cells.items())
+        for r in runs
+        if r.get(key) is not None
+    ]
+    if not diffs:
+        return ""
+    outside = ", ".join(f"{lp:g}P N={n} {d:+.3f}" for lp, n, d in diffs if abs(d) > 0.03) or "none"
+    within = sum(abs(d) <= 0.03 for *_, d in diffs)
+    return f"With {what}: {within} of {len(diffs)} runs within 0.03; outside: {outside}.\n\n"
+
+
 def report(cells: dict, cases: dict, a, period: float, argv) -> str:
     command = "rt-rl bench stagger " + " ".join(argv if argv is not None else sys.argv[1:])
     text = (
@@ -411,35 +427,18 @@ def report(cells: dict, cases: dict, a, period: float, argv) -> str:
             f"Within 0.03 of theory: {within} of {len(diffs)} runs, {sum(abs(d) <= 0.03 for d in medians)} of "
             f"{len(medians)} cell medians; largest |difference| {max(map(abs, diffs)):.3f}.\n\n"
         )
-        busy = [
-            (lp, n, r["fresh_ratio"] - r["predicted_busy"])
-            for (lp, n), runs in sorted(cells.items())
-            for r in runs
-            if r.get("predicted_busy") is not None
-        ]
-        if busy:
-            text += (
-                "With T = latency + compute + the worker's turnaround (publishing its action, finding its "
-                "next slot, taking its observation; p50, measured by the worker; a back-to-back worker cannot "
-                "start sooner): "
-                f"{sum(abs(d) <= 0.03 for *_, d in busy)} of {len(busy)} runs within 0.03; outside: "
-                + (", ".join(f"{lp:g}P N={n} {d:+.3f}" for lp, n, d in busy if abs(d) > 0.03) or "none")
-                + ".\n\n"
-            )
-        mean = [
-            (lp, n, r["fresh_ratio"] - r["predicted_mean"])
-            for (lp, n), runs in sorted(cells.items())
-            for r in runs
-            if r.get("predicted_mean") is not None
-        ]
-        if mean:
-            text += (
-                "With T = the mean inference time the workers measured (latency, compute and the sleep's "
-                "overshoot; a back-to-back worker's rate is 1 / E[T]): "
-                f"{sum(abs(d) <= 0.03 for *_, d in mean)} of {len(mean)} runs within 0.03; outside: "
-                + (", ".join(f"{lp:g}P N={n} {d:+.3f}" for lp, n, d in mean if abs(d) > 0.03) or "none")
-                + ".\n\n"
-            )
+        text += alternative_agreement(
+            cells,
+            "predicted_busy",
+            "T = latency + compute + the worker's turnaround (publishing its action, finding its next slot, "
+            "taking its observation; p50, measured by the worker; a back-to-back worker cannot start sooner)",
+        )
+        text += alternative_agreement(
+            cells,
+            "predicted_mean",
+            "T = the mean inference time the workers measured (latency, compute and the sleep's overshoot; "
+            "a back-to-back worker's rate is 1 / E[T])",
+        )
         rows = [
             (lp, n, r)
             for (lp, n), runs in sorted(cells.items())

@@ -221,7 +221,6 @@ class InferenceWorker(RtNode):
         # slot is skipped. Measured from the last inference's end (monotonic) to the moment it is
         # ready for the next, and from its wake-up to the next inference's start, waits excluded.
         self._ended = self._woke = self._turnaround = self._wake_part = 0.0
-        self._observation_wait = 0.0  # of the last `_observation_for`: time blocked, not working
         self._prepared: tuple | None = None  # the next slot, found during the synthetic latency
         self.bad_observations = 0
         self.compute_times = Ring(1024)
@@ -361,33 +360,31 @@ class InferenceWorker(RtNode):
             return  # a long wait: look at the schedule again first
         woke = time.monotonic()
         self.follower.started(grid, k, start, time.time())
-        obs = self._observation_for(start)
-        self._woke = woke + self._observation_wait  # waiting for it is not turnaround; taking it is
+        obs, waited = self._observation_for(start)
+        self._woke = woke + waited  # waiting for it is not turnaround; taking it is
         if obs is None:
             self.missing_observations += 1
             self._ended = 0.0
             return
         self._infer(obs, grid.revision, grid.completion(k) - (grid.lead - grid.inference_time))
 
-    def _observation_for(self, start: float) -> Observation | None:
-        """The observation built for the slot starting at `start`; one still in the middleware (its
-        receive thread is not real time) is waited for up to `observation_grace`. Leftovers of earlier
-        slots are dropped, never used."""
-        deadline, waited = time.monotonic() + self.grace, False
-        self._observation_wait = 0.0
+    def _observation_for(self, start: float) -> tuple[Observation | None, float]:
+        """The observation built for the slot starting at `start` (None: none came) and the seconds
+        spent waiting for it: one still in the middleware (its receive thread is not real time) is
+        waited for up to `observation_grace`. Leftovers of earlier slots are dropped, never used."""
+        deadline, waited = time.monotonic() + self.grace, 0.0
         while True:
             msgs = self.observations.take_all()
             i, leftovers = for_this_slot([from_time_msg(m.slot_start) for m in msgs], start)
             self.leftover_observations += leftovers
             if i is not None:
-                self.late_observations += waited
-                return msgs[i]
+                self.late_observations += waited > 0
+                return msgs[i], waited
             t0 = time.monotonic()
             remaining = deadline - t0
             if remaining <= 0 or not self.observations.wait_for(remaining):
-                return None
-            self._observation_wait += time.monotonic() - t0
-            waited = True
+                return None, waited
+            waited += time.monotonic() - t0
 
     def _turned(self, ready: float) -> None:
         """The worker is ready for its next inference at `ready`: the turnaround since the last ends."""
@@ -479,16 +476,8 @@ class InferenceWorker(RtNode):
                 self._go_live(switch)
                 action, depends_on = shadow, switch.depends_on
         latency = self._synthetic_latency()
-        if latency > 0:
-            done = start + latency + compute
-            if self.timeline.current is not None and done - time.monotonic() > PREPARE_AHEAD:
-                self.stop_event.wait(max(0.0, done - PREPARE_AHEAD - time.monotonic()))
-                self._update_schedule()
-                predicted_end = time.time() + max(0.0, done - time.monotonic())
-                self._prepared = self.follower.next_in(self.timeline, predicted_end)
-            wait_until_monotonic(done, self.stop_event)
-            if self.stop_event.is_set():
-                return  # stopping: the emulated inference did not run its time, its action is not sent
+        if latency > 0 and not self._emulate_latency(start + latency + compute):
+            return  # stopping: the emulated inference did not run its time, its action is not sent
         end = self._ended = time.monotonic()
         if depends_on is None:
             self.filling += 1  # the returned head was computed from zero activations only
@@ -498,6 +487,17 @@ class InferenceWorker(RtNode):
             stamp, seq, episode, revision, wall_start, end - start, action, obs.header.stamp, slot_end
         )
         self.published += 1
+
+    def _emulate_latency(self, done: float) -> bool:
+        """Wait until monotonic `done`, the emulated model's end, finding the next slot on the way
+        (`PREPARE_AHEAD`); False if a stop request cut the wait short."""
+        if self.timeline.current is not None and done - time.monotonic() > PREPARE_AHEAD:
+            self.stop_event.wait(max(0.0, done - PREPARE_AHEAD - time.monotonic()))
+            self._update_schedule()
+            predicted_end = time.time() + max(0.0, done - time.monotonic())
+            self._prepared = self.follower.next_in(self.timeline, predicted_end)
+        wait_until_monotonic(done, self.stop_event)
+        return not self.stop_event.is_set()
 
     def status(self) -> tuple[str, dict]:
         sched = self.timeline.current
