@@ -79,3 +79,39 @@ def test_stagger_grid_table_and_summary_use_the_median_prediction_of_each_cell()
     a = SimpleNamespace(duration=8.0, latency_periods=[1.0], workers=[1])
     text = report({(1.0, 1): runs}, {}, a, 0.01, [])
     assert "2 of 3 runs, 0 of 1 cell medians" in text  # 0.91 against 0.95: the median misses
+
+
+def test_stagger_tick_accounting_separates_the_grids_plan_from_late_actions():
+    from rt_rl.bench.stagger import tick_accounting
+
+    # ticks every 10 ms; slots planned to end 1 ms before ticks 1, 2, 4, 5 (none for tick 3)
+    ticks = [[0.01 * k, "fallback", True] for k in range(7)]
+    actions = [[0, 0.0, 0.0, 1, 0.0, k, 0.0, 0.0, 0.0, 0.01 * k - 0.001] for k in (1, 2, 4, 5)]
+    for k in (1, 2, 3, 5):  # the action planned for tick 4 came late and was actuated at tick 5
+        ticks[k][1] = "fresh"
+    ticks[3][1] = "fresh"  # a late one from before filled the unplanned tick 3
+    ticks[4][1] = "fallback"
+    got = tick_accounting(ticks, actions, 0.01)
+    # counted from the first slot's end (0.009): ticks 1..6
+    assert got == {"planned": 4 / 6, "late": 1 / 6, "fresh_unplanned": 1 / 6}
+    assert tick_accounting(ticks, [a[:9] for a in actions], 0.01) is None  # an older probe's records
+
+
+def test_stagger_misses_table_lists_only_cells_that_miss_theory():
+    from rt_rl.bench.stagger import misses_table
+
+    hit = {"fresh_ratio": 0.99, "predicted": 1.0, "ticks_planned": 0.99, "ticks_late": 0.0}
+    miss = {
+        "fresh_ratio": 0.895,
+        "predicted": 0.948,
+        "grid_ratio": 0.896,
+        "grid_spacing_ms": 11.16,
+        "ticks_planned": 0.895,
+        "ticks_late": 0.023,
+        "turnaround_ms_p50": 0.34,
+        "observation_wait_ms_mean": 0.12,
+    }
+    text = misses_table({(4.0, 5): [hit], (1.0, 1): [miss]})
+    assert "| 1 | 1 | 0.895 | 0.948 | 0.896 | 11.16 | 0.895 | 0.023 | +0.000 | 0.34 | 0.12 |" in text
+    assert "| 4 | 5 |" not in text
+    assert misses_table({(4.0, 5): [hit]}) == ""

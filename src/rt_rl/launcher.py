@@ -547,6 +547,7 @@ class Launcher:
                 "late_observations",
                 "missing_observations",
                 "leftover_observations",
+                "observation_wait_ms",
                 "timing_differences",
             ):  # since start
                 workers[i][key] = extra.get(key)

@@ -51,6 +51,30 @@ def ages_from_start(ticks: list[list], actions: list[list]) -> list[float]:
     return out
 
 
+def tick_accounting(ticks: list[list], actions: list[list], period: float) -> dict | None:
+    """Where the ticks in the window went: the share planned (some delivered slot of the grid was
+    planned to end in the period before the tick, so the arbiter actuates it there), the share planned
+    but not fresh (that action came too late) and the share fresh without a plan (a late action of
+    the period before). Separates what the grid's spacing gives from what lateness takes. None when
+    the actions carry no slot end (records of an older probe). Counted from the first slot's end (before
+    the first grid the workers run unscheduled)."""
+    ends = sorted(a[9] for a in actions if len(a) > 9 and a[3] > 0 and a[9] > 0)
+    window = [(t[0], t[1] == "fresh") for t in ticks if t[2] and ends and t[0] >= ends[0]]
+    if not ends or not window:
+        return None
+    planned = late = unplanned = 0
+    previous = window[0][0] - period
+    for t, fresh in window:
+        i = int(np.searchsorted(ends, previous, side="right"))
+        due = i < len(ends) and ends[i] <= t
+        planned += due
+        late += due and not fresh
+        unplanned += fresh and not due
+        previous = t
+    n = len(window)
+    return {"planned": planned / n, "late": late / n, "fresh_unplanned": unplanned / n}
+
+
 def predicted_ratio(num_workers: int, period: float, inference_time: float) -> float:
     """Paper A: N staggered workers give a fresh action every T/N; at most one per tick."""
     return min(1.0, num_workers * period / inference_time)
@@ -158,6 +182,13 @@ def measure(s: dict, period: float, latency: float) -> dict:
     # worker delivers 1 / E[T] actions a second (a renewal process), so its mean is the rate's T
     inferences = [a[7] for a in s["probe"]["actions"] if len(a) > 7 and a[3] > 0]
     t_mean = float(np.mean(inferences)) if inferences else None
+    spacing = (s.get("schedule") or {}).get("spacing_ms")
+    accounting = tick_accounting(s["probe"]["ticks"], s["probe"]["actions"], period) or {}
+    waits = [
+        w["observation_wait_ms"]["mean"]
+        for w in s["workers"]
+        if (w.get("observation_wait_ms") or {}).get("mean") is not None
+    ]
     return {
         "latency_ms": round(latency * 1e3, 3),
         "T_ms": round(t_model * 1e3, 3),
@@ -180,6 +211,10 @@ def measure(s: dict, period: float, latency: float) -> dict:
         "grid_T_ms": (s.get("schedule") or {}).get("inference_time_ms"),
         "grid_spacing_ms": (s.get("schedule") or {}).get("spacing_ms"),
         "turnaround_ms_p50": round(float(np.median(turn)) * 1e3, 3) if turn else None,
+        "observation_wait_ms_mean": round(statistics.median(waits), 3) if waits else None,
+        "grid_ratio": round(min(1.0, period * 1e3 / spacing), 4) if spacing else None,
+        "ticks_planned": round(accounting["planned"], 4) if accounting else None,
+        "ticks_late": round(accounting["late"], 4) if accounting else None,
         "revisions": (s.get("schedule") or {}).get("revision"),
         "ticks": len(ticks),
     }
@@ -405,6 +440,45 @@ def alternative_agreement(cells: dict, key: str, what: str) -> str:
     return f"With {what}: {within} of {len(diffs)} runs within 0.03; outside: {outside}.\n\n"
 
 
+def misses_table(cells: dict) -> str:
+    """For each cell whose median misses theory by more than 0.03: what the grid allowed (P / its
+    spacing, the spacing laid from the slot length the workers measured) and what lateness took, cell
+    medians; empty when no cell misses or the runs predate these fields."""
+
+    def med(runs: list[dict], key: str):
+        vals = [r[key] for r in runs if r.get(key) is not None]
+        return statistics.median(vals) if vals else None
+
+    def show(v, fmt: str) -> str:
+        return "-" if v is None else format(v, fmt)
+
+    rows = ""
+    for (lp, n), runs in sorted(cells.items()):
+        fresh, predicted = med(runs, "fresh_ratio"), med(runs, "predicted")
+        if abs(fresh - predicted) <= 0.03 or med(runs, "ticks_planned") is None:
+            continue
+        net = [r["fresh_ratio"] - r["ticks_planned"] for r in runs if r.get("ticks_planned") is not None]
+        rows += (
+            f"| {lp:g} | {n} | {fresh:.3f} | {predicted:.3f} | {show(med(runs, 'grid_ratio'), '.3f')} | "
+            f"{show(med(runs, 'grid_spacing_ms'), '.2f')} | {show(med(runs, 'ticks_planned'), '.3f')} | "
+            f"{show(med(runs, 'ticks_late'), '.3f')} | {show(statistics.median(net) if net else None, '+.3f')} | "
+            f"{show(med(runs, 'turnaround_ms_p50'), '.2f')} | {show(med(runs, 'observation_wait_ms_mean'), '.2f')} |\n"
+        )
+    if not rows:
+        return ""
+    return (
+        "Cells more than 0.03 from theory, where the ticks went (cell medians): the grid's own ratio P / spacing "
+        "(back-to-back workers are spaced by the mean slot length they measured: inference and "
+        "turnaround, 0.5 % above), the ticks a delivered slot was planned for, those whose action came too late "
+        "for its tick, and what lateness cost in all (fresh minus planned: a late action that fills the next,"
+        " unplanned tick counts back):"
+        "\n\n| latency (P) | N | fresh | theory | grid P/spacing | spacing (ms) | planned | late | late, net | "
+        "turnaround (ms) | observation wait (ms, mean) |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
+        + rows
+        + "\n"
+    )
+
+
 def report(cells: dict, cases: dict, a, period: float, argv) -> str:
     command = "rt-rl bench stagger " + " ".join(argv if argv is not None else sys.argv[1:])
     text = (
@@ -439,6 +513,7 @@ def report(cells: dict, cases: dict, a, period: float, argv) -> str:
             "T = the mean inference time the workers measured (latency, compute and the sleep's overshoot; "
             "a back-to-back worker's rate is 1 / E[T])",
         )
+        text += misses_table(cells)
         rows = [
             (lp, n, r)
             for (lp, n), runs in sorted(cells.items())

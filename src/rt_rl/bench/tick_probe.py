@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     actions: list[
         list
     ] = []  # [worker, inference start, inference end, schedule revision, arrival, obs seq, obs stamp,
-    #  inference time, turnaround]
+    #  inference time, turnaround, slot end]
     changed: dict = {}
 
     def on_tick(m) -> None:
@@ -100,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                 stamp(m.observation_stamp),
                 m.inference_time,
                 m.turnaround,
+                stamp(m.slot_end),
             ]
         )
 

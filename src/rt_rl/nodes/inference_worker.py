@@ -224,6 +224,7 @@ class InferenceWorker(RtNode):
         self._prepared: tuple | None = None  # the next slot, found during the synthetic latency
         self.bad_observations = 0
         self.compute_times = Ring(1024)
+        self.observation_waits = Ring(1024)  # seconds each slot waited for its observation
         self.compute_ms = warm_up(self.policy, info.input_dim)
         if os.getpriority(os.PRIO_PROCESS, 0) > 0:  # started niced into a running graph: warm now
             try:
@@ -361,6 +362,7 @@ class InferenceWorker(RtNode):
         woke = time.monotonic()
         self.follower.started(grid, k, start, time.time())
         obs, waited = self._observation_for(start)
+        self.observation_waits.append(waited)
         self._woke = woke + waited  # waiting for it is not turnaround; taking it is
         if obs is None:
             self.missing_observations += 1
@@ -518,6 +520,7 @@ class InferenceWorker(RtNode):
             "policy_swaps": self.swap.swaps,
             "warmup_compute_ms": round(self.compute_ms, 3),
             "compute_ms_p50": percentiles_ms(self.compute_times.values(), ("p50",))["p50"],
+            "observation_wait_ms": percentiles_ms(self.observation_waits.values(), ("mean", "p50", "p90", "p99")),
             "synthetic_latency_ms": self.latency * 1e3,
             "schedule_revision": sched.revision if sched else 0,
             "role": "unscheduled"
