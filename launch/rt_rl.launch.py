@@ -20,6 +20,8 @@ from rt_rl.graph import (
     expand_params,
     load_params,
     node_environment,
+    realtime_permitted,
+    uses_realtime,
     wants_recording,
     worker_pool,
     write_params,
@@ -43,6 +45,7 @@ def _nodes(context):
         os.path.join(tempfile.mkdtemp(prefix="rt_rl_"), "params.yaml"),
     )
     with_sim = LaunchConfiguration("with_sim").perform(context).lower() in ("1", "true", "yes")
+    env = node_environment(dict(os.environ), uses_realtime(params) and realtime_permitted())
     actions = []
     for spec in describe_graph(n, wants_recording(params)):
         if spec.name == "mujoco_sim" and not with_sim:
@@ -56,7 +59,7 @@ def _nodes(context):
                 respawn=spec.respawn,
                 respawn_delay=1.0,
                 output="screen",
-                additional_env=node_environment(dict(os.environ)),
+                additional_env=env,
                 # a required node's exit ends the launch, like `rt-rl launch`
                 on_exit=None if spec.respawn or not spec.required else Shutdown(reason=f"{spec.name} exited"),
             )

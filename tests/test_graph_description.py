@@ -110,3 +110,36 @@ def test_every_node_names_its_topics_from_the_one_graph_description():
     recorder = {p.name for p in params_of["rt_rl.nodes.bag_recorder"]}
     assert {t.param for t in TOPICS.values()} <= recorder  # the recorder records everything declared
     assert seen == set(TOPICS)
+
+
+def test_uses_realtime_when_some_node_asks_for_a_fifo_priority():
+    from rt_rl.graph import uses_realtime
+
+    assert uses_realtime(load_params(str(REPO / "config" / "demo.yaml")))
+    assert not uses_realtime({"/**": {"ros__parameters": {"task": "Hopper-v5"}}})
+    assert not uses_realtime({"mujoco_sim": {"ros__parameters": {"realtime_priority": 0}}})
+    assert uses_realtime({"x": None, "actuator_arbiter": {"ros__parameters": {"realtime_priority": 5}}})
+
+
+def test_node_environment_picks_the_realtime_dds_profile_only_where_the_user_chose_nothing():
+    from rt_rl.graph import DDS_PROFILE, DDS_PROFILE_REALTIME, node_environment
+
+    assert node_environment({}, realtime=True)["FASTDDS_DEFAULT_PROFILES_FILE"] == str(DDS_PROFILE_REALTIME)
+    assert node_environment({})["FASTDDS_DEFAULT_PROFILES_FILE"] == str(DDS_PROFILE)
+    chosen = node_environment({"FASTDDS_BUILTIN_TRANSPORTS": "UDPv4"}, realtime=True)
+    assert chosen["FASTDDS_DEFAULT_PROFILES_FILE"] == str(DDS_PROFILE)
+    assert "FASTDDS_DEFAULT_PROFILES_FILE" not in node_environment(
+        {"FASTDDS_DEFAULT_PROFILES_FILE": "mine.xml"}, True
+    )
+    xml = DDS_PROFILE_REALTIME.read_text()
+    assert "<scheduling_policy>1</scheduling_policy>" in xml and "<priority>50</priority>" in xml
+
+
+def test_realtime_permitted_leaves_the_calling_thread_alone():
+    import os
+
+    from rt_rl.graph import realtime_permitted
+
+    before = os.sched_getscheduler(0)
+    assert realtime_permitted() in (True, False)
+    assert os.sched_getscheduler(0) == before

@@ -34,7 +34,11 @@ def launch(ros_env, tmp_path, *args):
 
 
 def test_staggered_workers_give_a_fresh_action_every_tick(ros_env, tmp_path):
-    s, proc = launch(ros_env, tmp_path, "--duration", "6", "--workers", "3", "--synthetic-latency", "0.02")
+    from rt_rl.graph import realtime_permitted
+
+    env = {k: v for k, v in ros_env.items() if k != "FASTDDS_BUILTIN_TRANSPORTS"}  # the graph's own profile
+    s, proc = launch(env, tmp_path, "--duration", "6", "--workers", "3", "--synthetic-latency", "0.02")
+    assert s["dds_profile"] == ("fast_realtime.xml" if realtime_permitted() else "fast_discovery.xml")
     assert "rt_rl summary" in proc.stdout
     assert s["control"]["rate_hz_target"] == 100
     assert s["control"]["rate_hz_achieved"] == pytest.approx(100, rel=0.03)

@@ -79,8 +79,8 @@ def test_retune_on_overrun_and_shrink_but_not_noise():
     s = make_schedule(6, PERIOD, 0.04, 0.0, 0.0, margin=0.002)  # a whole-tick grid with slack
     assert not needs_retune(s, 0.0415, 0.15)  # within the margin: the action still makes its tick
     assert needs_retune(s, 0.0425, 0.15)  # beyond it: every action misses its tick
-    assert not needs_retune(s, 0.0385, 0.15)  # a small shrink is noise
-    assert needs_retune(s, 0.0375, 0.15)  # 2.5 ms of age on every action: beyond 0.2 P, re-laid
+    assert not needs_retune(s, 0.0392, 0.15)  # a small shrink is noise
+    assert needs_retune(s, 0.0385, 0.15)  # 1.5 ms of age on every action: beyond 0.1 P, re-laid
     assert needs_retune(s, 0.03, 0.15)
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import copy
 import importlib
+import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,19 +110,52 @@ RECORDER = "bag_recorder"
 
 
 DDS_PROFILE = Path(__file__).resolve().parent / "dds" / "fast_discovery.xml"
+DDS_PROFILE_REALTIME = Path(__file__).resolve().parent / "dds" / "fast_realtime.xml"
 
 
-def node_environment(env: dict[str, str]) -> dict[str, str]:
+def realtime_permitted() -> bool:
+    """Whether this process may make a thread SCHED_FIFO (root with CAP_SYS_NICE, or an rtprio limit):
+    tried on a short-lived thread, so no thread of the caller changes."""
+    granted: list[bool] = []
+
+    def attempt() -> None:
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))  # 0: this thread (Linux)
+            granted.append(True)
+        except (PermissionError, OSError, AttributeError):
+            granted.append(False)
+
+    t = threading.Thread(target=attempt, name="rt_rl_rt_check")
+    t.start()
+    t.join()
+    return granted[0]
+
+
+def uses_realtime(params: dict[str, Any]) -> bool:
+    """Some node of the (expanded) params file runs its timekeeping thread at SCHED_FIFO."""
+    return any(
+        isinstance(section, dict)
+        and int((section.get("ros__parameters") or {}).get("realtime_priority", 0) or 0) > 0
+        for section in params.values()
+    )
+
+
+def node_environment(env: dict[str, str], realtime: bool = False) -> dict[str, str]:
     """Environment additions for every node, each only where the user has not set it:
 
-    - the fast-discovery Fast DDS profile (see the XML);
+    - the Fast DDS profile: fast discovery (see the XML), and with `realtime` (the graph's timekeepers
+      run at SCHED_FIFO: `uses_realtime` and `realtime_permitted`) shared-memory receive threads at
+      SCHED_FIFO 50 too (fast_realtime.xml);
     - one OpenMP/MKL thread: without it torch's OpenMP runtime starts a thread per core at import that
       spin-waits between the workers' small inferences (measured: 38 % of a core per worker, forked or
       not; `torch.set_num_threads` comes too late to stop it). `torch_threads` still raises it per worker.
     """
     add = {}
     if not (env.get("FASTDDS_DEFAULT_PROFILES_FILE") or env.get("FASTRTPS_DEFAULT_PROFILES_FILE")):
-        add["FASTDDS_DEFAULT_PROFILES_FILE"] = str(DDS_PROFILE)
+        # a user who chose the builtin transports (FASTDDS_BUILTIN_TRANSPORTS) keeps them: the realtime
+        # profile declares its own
+        realtime = realtime and not env.get("FASTDDS_BUILTIN_TRANSPORTS")
+        add["FASTDDS_DEFAULT_PROFILES_FILE"] = str(DDS_PROFILE_REALTIME if realtime else DDS_PROFILE)
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         if not env.get(name):
             add[name] = "1"

@@ -38,6 +38,8 @@ from rt_rl.graph import (
     load_params,
     node_environment,
     node_settings,
+    realtime_permitted,
+    uses_realtime,
     wants_recording,
     worker_pool,
 )
@@ -221,6 +223,7 @@ class Launcher:
         self.cpu_window = CpuWindow()
         self.cpu_percent: dict[str, float | None] = {}
         self.record = False
+        self.realtime = False  # the DDS profile with SCHED_FIFO receive threads (graph.node_environment)
         self.window_start_wall = float("inf")
         self.startup_s: float | None = None
         self.startup_times: dict[str, float] = {}  # s from its stage's start to a node's first report
@@ -272,6 +275,7 @@ class Launcher:
                 rec["output_dir"] = str((target / "bag").resolve())
             rec.setdefault("output_dir", str((run_dir / "bag").resolve()))
             rec.setdefault("params_snapshot", str((run_dir / "params.yaml").resolve()))
+        self.realtime = uses_realtime(expanded) and realtime_permitted()  # DDS receive threads too
         return run_dir, write_params_file(expanded, run_dir / "params.yaml"), n
 
     # --- main ---------------------------------------------------------------------------------------
@@ -282,7 +286,8 @@ class Launcher:
             print(f"rt-rl launch: error: {err}", file=sys.stderr)
             return err.code
         t_launch = time.monotonic()
-        os.environ.update(node_environment(dict(os.environ)))  # before any fork, Popen or participant
+        # before any fork, Popen or participant
+        os.environ.update(node_environment(dict(os.environ), self.realtime))
         self.children = [
             Child(
                 spec,
@@ -610,6 +615,7 @@ class Launcher:
             "cpu_seconds": {k: (round(v, 2) if v is not None else None) for k, v in self.cpu.items()},
             # steady state: CPU used inside the measurement window (startup excluded), % of one core
             "cpu_percent": self.cpu_percent,
+            "dds_profile": Path(os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE", "")).name or None,
             "cpu_percent_total": round(sum(v for v in self.cpu_percent.values() if v is not None), 1)
             if self.cpu_percent
             else None,

@@ -520,7 +520,9 @@ class InferenceWorker(RtNode):
             "policy_swaps": self.swap.swaps,
             "warmup_compute_ms": round(self.compute_ms, 3),
             "compute_ms_p50": percentiles_ms(self.compute_times.values(), ("p50",))["p50"],
-            "observation_wait_ms": percentiles_ms(self.observation_waits.values(), ("mean", "p50", "p90", "p99")),
+            "observation_wait_ms": percentiles_ms(
+                self.observation_waits.values(), ("mean", "p50", "p90", "p99")
+            ),
             "synthetic_latency_ms": self.latency * 1e3,
             "schedule_revision": sched.revision if sched else 0,
             "role": "unscheduled"
