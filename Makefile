@@ -46,7 +46,7 @@ bench-stagger: setup
 	$(VENV)/bin/rt-rl bench stagger --repeat 1 --case-repeat 3 --out docs/bench_stagger
 
 bench-twin: setup
-	$(VENV)/bin/rt-rl bench twin --params config/demo.yaml --repeat 3 --duration 120 --out docs/bench_twin
+	$(VENV)/bin/rt-rl bench twin --params config/demo.yaml --repeat 3 --duration 120 --twin-episodes 100 --out docs/bench_twin
 
 clean:
 	rm -rf build runs $(VENV) src/*.egg-info

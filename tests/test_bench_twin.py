@@ -154,3 +154,20 @@ def test_return_table_pools_the_runs_episodes_and_judges_the_15_percent():
     assert "NOT within" in text and out["relative_difference"] == pytest.approx(-0.5)
     text, out = return_table([[]], [1000.0])
     assert "no return comparison" in text and "live_mean" not in out
+
+
+def test_return_table_compares_with_the_twins_first_20_episodes_and_with_all_of_them():
+    twin = [1300.0] * 20 + [1000.0] * 80  # the first 20 seeds happen to be the good ones
+    text, out = return_table([[1050.0, 1150.0]], twin)
+    assert out["twin_mean"] == pytest.approx(1300.0) and out["relative_difference"] == pytest.approx(
+        -0.1538, abs=1e-3
+    )
+    assert out["twin_mean_all"] == pytest.approx(1060.0)
+    assert out["relative_difference_all"] == pytest.approx(40 / 1060, abs=1e-4)
+    assert (
+        "first 20 episodes: -15.4 % (NOT within 15 %)" in text
+        and "Over all 100: +3.8 % (within 15 %)" in text
+    )
+    assert out["live_se"] == pytest.approx(50.0) and out["live_returns"] == [1050.0, 1150.0]
+    _, out = return_table([[1000.0]], [1000.0] * 20)
+    assert "twin_mean_all" not in out

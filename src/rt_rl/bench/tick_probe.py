@@ -66,8 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     from rt_rl_interfaces.msg import Action, Actuation
 
     rclpy, node, stop = outside_node("rt_rl_tick_probe")
-    # [tick stamp, kind, in_window, action_age, worker, observation seq, observation stamp]: the last
-    # field came later, so a reader of the first six sees the same records
+    # [tick stamp, kind, in_window, action_age, worker, observation seq, observation stamp, episode]:
+    # the last fields came later, so a reader of the first six sees the same records
     ticks: list[list] = []
     actions: list[
         list
@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
                 m.worker_id,
                 m.observation_seq,
                 stamp(m.observation_stamp),
+                m.episode,
             ]
         )
 

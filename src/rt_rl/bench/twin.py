@@ -146,32 +146,64 @@ def delay_table(live_runs: Sequence[Mapping[int, float]], twin: Mapping[int, flo
     return text
 
 
-def return_table(live_runs: Sequence[Sequence[float]], twin: Sequence[float]) -> tuple[str, dict]:
+def _standard_error(values: Sequence[float]) -> float:
+    return statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else math.nan
+
+
+def return_table(
+    live_runs: Sequence[Sequence[float]], twin: Sequence[float], first: int = 20
+) -> tuple[str, dict]:
     """Markdown and numbers: the live mean episode return over all complete episodes of the runs
-    (mean +- std, the runs' own means as min / median / max) against the twin's over its episodes."""
+    (mean +- std and standard error, the runs' own means as min / median / max) against the twin's
+    over its first `first` episodes (issue 7's comparison: `relative_difference`) and, when it ran
+    more, over all of them (`relative_difference_all`): a 20-episode mean of a policy that falls in
+    some episodes has a standard error of about a tenth of it, as large as the tolerance."""
     live = [r for run in live_runs for r in run]
     out: dict = {"live_episodes": len(live), "twin_episodes": len(twin)}
     if not live or not twin:
         return "No complete live episode or no twin episode: no return comparison.\n", out
-    lm, tm = statistics.fmean(live), statistics.fmean(twin)
+    head = list(twin[:first])
+    lm, tm, am = statistics.fmean(live), statistics.fmean(head), statistics.fmean(twin)
     out |= {
         "live_mean": lm,
         "live_std": statistics.pstdev(live),
+        "live_se": _standard_error(live),
         "live_run_means": [statistics.fmean(run) if run else None for run in live_runs],
+        "live_returns": list(live),
         "twin_mean": tm,
-        "twin_std": statistics.pstdev(twin),
+        "twin_std": statistics.pstdev(head),
+        "twin_se": _standard_error(head),
         "relative_difference": (lm - tm) / tm if tm else math.nan,
     }
     run_means = [m for m in out["live_run_means"] if m is not None]
-    verdict = "within" if abs(out["relative_difference"]) <= RETURN_TOLERANCE else "NOT within"
+
+    def verdict(d: float) -> str:
+        return f"{100 * d:+.1f} % ({'within' if abs(d) <= RETURN_TOLERANCE else 'NOT within'} {100 * RETURN_TOLERANCE:g} %)"
+
     text = (
-        "| episode return | episodes | mean +- std | per-run means, median (min-max) |\n|---|---:|---:|---|\n"
-        f"| live | {len(live)} | {lm:.0f} +- {out['live_std']:.0f} | {spread(run_means, '{:.0f}')} |\n"
-        f"| twin (simulated time) | {len(twin)} | {tm:.0f} +- {out['twin_std']:.0f} | - |\n\n"
-        f"Live mean - twin mean: {100 * out['relative_difference']:+.1f} % ({verdict} "
-        f"{100 * RETURN_TOLERANCE:g} %).\n"
+        "| episode return | episodes | mean +- std (standard error) | per-run means, median (min-max) |\n"
+        "|---|---:|---:|---|\n"
+        f"| live | {len(live)} | {lm:.0f} +- {out['live_std']:.0f} ({out['live_se']:.0f}) | "
+        f"{spread(run_means, '{:.0f}')} |\n"
+        f"| twin (simulated time), first {len(head)} episodes | {len(head)} | {tm:.0f} +- {out['twin_std']:.0f} "
+        f"({out['twin_se']:.0f}) | - |\n"
     )
-    return text, out
+    summary = (
+        f"Live mean - twin mean over its first {len(head)} episodes: {verdict(out['relative_difference'])}."
+    )
+    if len(twin) > len(head):
+        out |= {
+            "twin_mean_all": am,
+            "twin_std_all": statistics.pstdev(twin),
+            "twin_se_all": _standard_error(twin),
+            "relative_difference_all": (lm - am) / am if am else math.nan,
+        }
+        text += (
+            f"| twin (simulated time), all {len(twin)} episodes | {len(twin)} | {am:.0f} +- "
+            f"{out['twin_std_all']:.0f} ({out['twin_se_all']:.0f}) | - |\n"
+        )
+        summary += f" Over all {len(twin)}: {verdict(out['relative_difference_all'])}."
+    return text + "\n" + summary + "\n", out
 
 
 # --- the twin side -----------------------------------------------------------------------------------
@@ -474,9 +506,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--twin-episodes",
         type=int,
-        default=20,
-        help="episodes of the checkpoint in simulated time (seeds 1000...) for the return comparison "
-        "(0: none)",
+        default=100,
+        help="episodes of the checkpoint in simulated time (seeds 1000...) for the return comparison: "
+        "the first 20 (issue 7's comparison) and all of them (0: none)",
     )
     ap.add_argument(
         "--twin-delay",
