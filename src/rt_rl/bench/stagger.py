@@ -59,8 +59,10 @@ def tick_accounting(ticks: list[list], actions: list[list], period: float) -> di
     the actions carry no slot end (records of an older probe). Counted from the first slot's end (before
     the first grid the workers run unscheduled)."""
     ends = sorted(a[9] for a in actions if len(a) > 9 and a[3] > 0 and a[9] > 0)
-    window = [(t[0], t[1] == "fresh") for t in ticks if t[2] and ends and t[0] >= ends[0]]
-    if not ends or not window:
+    if not ends:
+        return None
+    window = [(t[0], t[1] == "fresh") for t in ticks if t[2] and t[0] >= ends[0]]
+    if not window:
         return None
     planned = late = unplanned = 0
     previous = window[0][0] - period
