@@ -1,0 +1,49 @@
+"""The bench delay table's reading of paper B's ordering: findings only beyond the spread over seeds."""
+
+from rt_rl.bench.delay import _markdown, compare, ordering
+
+
+def rows(task: str, delay: int, returns: dict[str, list[float]]) -> list[dict]:
+    return [
+        {"task": task, "variant": variant, "delay": delay, "seed": seed, "final_return": r}
+        for variant, rs in returns.items()
+        for seed, r in enumerate(rs)
+    ]
+
+
+def test_compare_is_a_finding_only_beyond_two_standard_errors():
+    assert compare([1000, 1010, 990], [500, 510, 490]) == "yes"
+    assert compare([500, 510, 490], [1000, 1010, 990]) == "no"
+    # means 100 apart, but seeds spread by hundreds: the seeds do not say
+    assert compare([1200, 600, 900], [800, 1000, 700]) == "spread"
+
+
+def test_compare_with_one_seed_does_not_decide():
+    assert compare([2000], [100, 110]) == "spread"
+
+
+def test_ordering_holds_only_when_both_steps_are_findings():
+    clear = rows("Hopper-v5", 2, {"pipelined": [100, 110, 90], "pipelined_skip": [500, 510, 490],
+                                  "pipelined_skip+hist2": [900, 910, 890]})  # fmt: skip
+    assert ordering(clear, [2])[0]["holds"] == "yes"
+    noisy = rows("Hopper-v5", 2, {"pipelined": [100, 110, 90], "pipelined_skip": [500, 510, 490],
+                                  "pipelined_skip+hist2": [300, 900, 600]})  # fmt: skip
+    o = ordering(noisy, [2])[0]
+    assert (o["skip_ge_pipelined"], o["hist_ge_skip"], o["holds"]) == ("yes", "spread", "spread")
+    reversed_ = rows("Hopper-v5", 2, {"pipelined": [900, 910, 890], "pipelined_skip": [500, 510, 490],
+                                      "pipelined_skip+hist2": [300, 900, 600]})  # fmt: skip
+    assert ordering(reversed_, [2])[0]["holds"] == "no"
+
+
+def test_ordering_skips_a_delay_some_variant_has_not_run():
+    partial = rows("Hopper-v5", 4, {"pipelined": [100, 110], "pipelined_skip": [500, 510]})
+    assert ordering(partial, [4]) == []
+
+
+def test_report_names_its_own_plot_and_calls_only_a_short_budget_small():
+    meta = {"command": "x", "depth": 3, "hidden": 64, "critic_hidden": 64, "batch_size": 64,
+            "learning_starts": 1000, "seeds": [0], "eval_episodes": 5}  # fmt: skip
+    long = _markdown({**meta, "ticks": {"Hopper-v5": 150_000}}, "", "bench_delay_150k.png")
+    assert "![plot](bench_delay_150k.png)" in long and "small budget" not in long
+    short = _markdown({**meta, "ticks": {"Hopper-v5": 6000}}, "", "bench_delay.png")
+    assert "small budget" in short
