@@ -322,7 +322,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     jsonl = out.with_suffix(".jsonl")
     meta = {
-        "command": "python -m rt_rl.bench.delay " + " ".join(argv if argv is not None else sys.argv[1:]),
+        # the command that trains these runs (a later --report-only only re-tabulates them)
+        "command": "python -m rt_rl.bench.delay "
+        + " ".join(x for x in (argv if argv is not None else sys.argv[1:]) if x != "--report-only"),
         "hidden": args.hidden,
         "depth": args.depth,
         "critic_hidden": args.critic_hidden,
