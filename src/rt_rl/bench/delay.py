@@ -222,7 +222,9 @@ def report(rows: list[dict], out: Path, delays: Sequence[int], meta: dict) -> st
     ]
     md = "\n".join(lines)
     _plot(agg, delays, out.with_suffix(".png"))
-    out.with_suffix(".md").write_text(_markdown(meta, md, out.with_suffix(".png").name))
+    planned = len(meta["ticks"]) * len(meta["seeds"]) * len(configs(delays))
+    progress = f"Runs logged: {len(rows)} of the {planned} this command plans (a rerun continues it)."
+    out.with_suffix(".md").write_text(_markdown(meta, progress + "\n\n" + md, out.with_suffix(".png").name))
     return md
 
 
