@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from rt_rl.core.measurement import standard_error
 from rt_rl.learning.train import SACConfig, Trainer
 
 TASKS = ("InvertedPendulum-v5", "Hopper-v5", "HalfCheetah-v5")
@@ -123,7 +124,7 @@ def compare(a: Sequence[float], b: Sequence[float]) -> str:
     if len(a) < 2 or len(b) < 2:
         return "spread"
     diff = statistics.mean(a) - statistics.mean(b)
-    se = math.sqrt(statistics.variance(a) / len(a) + statistics.variance(b) / len(b))
+    se = math.hypot(standard_error(a), standard_error(b))
     if diff > SPREAD_SE * se:
         return "yes"
     if diff < -SPREAD_SE * se:

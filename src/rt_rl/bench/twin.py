@@ -61,6 +61,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from rt_rl.bench.graph import spread
+from rt_rl.core.measurement import standard_error
 from rt_rl.graph import GLOBAL, WORKER, node_settings
 
 if TYPE_CHECKING:  # importing it loads gymnasium and MuJoCo: done where the twin runs
@@ -146,10 +147,6 @@ def delay_table(live_runs: Sequence[Mapping[int, float]], twin: Mapping[int, flo
     return text
 
 
-def _standard_error(values: Sequence[float]) -> float:
-    return statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else math.nan
-
-
 def return_table(
     live_runs: Sequence[Sequence[float]], twin: Sequence[float], first: int = 20
 ) -> tuple[str, dict]:
@@ -167,12 +164,12 @@ def return_table(
     out |= {
         "live_mean": lm,
         "live_std": statistics.pstdev(live),
-        "live_se": _standard_error(live),
+        "live_se": standard_error(live),
         "live_run_means": [statistics.fmean(run) if run else None for run in live_runs],
         "live_returns": list(live),
         "twin_mean": tm,
         "twin_std": statistics.pstdev(head),
-        "twin_se": _standard_error(head),
+        "twin_se": standard_error(head),
         "relative_difference": (lm - tm) / tm if tm else math.nan,
     }
     run_means = [m for m in out["live_run_means"] if m is not None]
@@ -195,7 +192,7 @@ def return_table(
         out |= {
             "twin_mean_all": am,
             "twin_std_all": statistics.pstdev(twin),
-            "twin_se_all": _standard_error(twin),
+            "twin_se_all": standard_error(twin),
             "relative_difference_all": (lm - am) / am if am else math.nan,
         }
         text += (

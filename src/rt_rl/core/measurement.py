@@ -13,6 +13,7 @@ free-running warm-up before it is not what the schedule delivers); `WindowGate` 
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -47,6 +48,11 @@ class Ring:
         end = self.total % self._buf.size
         idx = (np.arange(end - n, end)) % self._buf.size
         return self._buf[idx].copy()
+
+
+def standard_error(values: Sequence[float]) -> float:
+    """Standard error of the mean of `values` (sample std / sqrt n); NaN below two values."""
+    return statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else math.nan
 
 
 def percentiles_ms(samples_s: Iterable[float], which: Sequence[str] = ("p50", "p99", "max")) -> dict:
