@@ -1,6 +1,8 @@
 """The bench delay table's reading of paper B's ordering: findings only beyond the spread over seeds."""
 
-from rt_rl.bench.delay import _markdown, compare, ordering
+import pytest
+
+from rt_rl.bench.delay import _markdown, compare, ordering, parse_seeds_at, plan
 
 
 def rows(task: str, delay: int, returns: dict[str, list[float]]) -> list[dict]:
@@ -47,3 +49,19 @@ def test_report_names_its_own_plot_and_calls_only_a_short_budget_small():
     assert "![plot](bench_delay_150k.png)" in long and "small budget" not in long
     short = _markdown({**meta, "ticks": {"Hopper-v5": 6000}}, "", "bench_delay.png")
     assert "small budget" in short
+
+
+def test_plan_runs_a_delays_extra_seeds_only_at_that_delay_and_the_mlp_at_every_seed():
+    jobs = plan(["Hopper-v5"], [1, 2, 4], [0, 1], parse_seeds_at(["2=0,1,2"]))
+    seed2 = [(arch, k) for _, seed, arch, _, k in jobs if seed == 2]
+    assert sorted(seed2) == sorted(
+        [("mlp", 0), ("pipelined", 2), ("pipelined_skip", 2), ("pipelined_skip", 2)]
+    )
+    assert len(jobs) == 2 * 10 + 4
+    assert [seed for _, seed, *_ in jobs] == sorted(seed for _, seed, *_ in jobs)  # seed-major
+
+
+def test_seeds_at_rejects_a_malformed_item_in_one_line():
+    for bad in ["2", "2=", "x=1", "2=1,a"]:
+        with pytest.raises(ValueError, match="DELAY=SEED"):
+            parse_seeds_at([bad])

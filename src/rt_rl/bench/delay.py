@@ -47,6 +47,33 @@ def configs(delays: Sequence[int]) -> list[tuple[str, int, int]]:
     return [("mlp", 0, 0)] + [(a, h, k) for k in delays for a, h in VARIANTS]
 
 
+def parse_seeds_at(items: Sequence[str]) -> dict[int, list[int]]:
+    """`["2=0,1,2"]` -> {2: [0, 1, 2]}: the seeds of one delay when it needs more than --seeds."""
+    out: dict[int, list[int]] = {}
+    for item in items:
+        k, _, seeds = item.partition("=")
+        try:
+            out[int(k)] = [int(s) for s in seeds.split(",")]
+        except ValueError:
+            raise ValueError(f"--seeds-at takes DELAY=SEED,SEED,..., got '{item}'") from None
+    return out
+
+
+def plan(
+    tasks: Sequence[str], delays: Sequence[int], seeds: Sequence[int], seeds_at: dict[int, list[int]]
+) -> list[tuple[str, int, str, int, int]]:
+    """Every run (task, seed, arch, history, K) the command asks for, seed-major, so that a sweep cut
+    short still has every task's first seed(s). The undelayed mlp gets every seed any delay gets."""
+    all_seeds = sorted(set(seeds).union(*seeds_at.values()))
+    return [
+        (task, seed, a, h, k)
+        for seed in all_seeds
+        for task in tasks
+        for a, h, k in configs(delays)
+        if seed in (all_seeds if k == 0 else seeds_at.get(k, seeds))
+    ]
+
+
 def run_one(
     task: str, arch: str, history: int, k: int, seed: int, ticks: int, args: argparse.Namespace
 ) -> dict:
@@ -223,7 +250,7 @@ def report(rows: list[dict], out: Path, delays: Sequence[int], meta: dict) -> st
     ]
     md = "\n".join(lines)
     _plot(agg, delays, out.with_suffix(".png"))
-    planned = len(meta["ticks"]) * len(meta["seeds"]) * len(configs(delays))
+    planned = len(plan(list(meta["ticks"]), delays, meta["seeds"], meta.get("seeds_at", {})))
     progress = f"Runs logged: {len(rows)} of the {planned} this command plans (a rerun continues it)."
     out.with_suffix(".md").write_text(_markdown(meta, progress + "\n\n" + md, out.with_suffix(".png").name))
     return md
@@ -289,7 +316,7 @@ tick (depth {meta["depth"]} hidden layers + head, so `pipelined` acts on observa
 steps old, `pipelined_skip` on K env steps old). `mlp` is instant and acts every env step (no delay).
 Budget: SAC, actor {meta["depth"]}x{meta["hidden"]}, critics 2x{meta["critic_hidden"]}, batch {meta["batch_size"]},
 min({meta["learning_starts"]}, ticks/4) random warm-up ticks; ticks (= gradient steps) per run: {meta["ticks"]}; seeds
-{meta["seeds"]}; final return = deterministic evaluation, mean of {meta["eval_episodes"]} episodes. Mean ± std over seeds.
+{meta["seeds"]}{"".join(f" ({s} at delay {k})" for k, s in meta.get("seeds_at", {}).items())}; final return = deterministic evaluation, mean of {meta["eval_episodes"]} episodes. Mean ± std over seeds.
 {budget_note}
 
 {md}
@@ -307,6 +334,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--delays", type=int, nargs="+", default=[1, 2, 4], help="observation-to-action delays, ticks"
     )
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="training seeds per cell")
+    p.add_argument(
+        "--seeds-at",
+        nargs="*",
+        default=[],
+        metavar="DELAY=SEEDS",
+        help="seeds of one delay instead of --seeds, e.g. 2=0,1,2 (3 seeds at delay 2 only)",
+    )
     p.add_argument("--ticks", nargs="*", default=[], help="TASK=TICKS overrides of the per-task budget")
     p.add_argument("--hidden", type=int, default=64, help="policy hidden width")
     p.add_argument("--depth", type=int, default=3, help="policy layers (pipeline stages)")
@@ -317,6 +351,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--deadline", default="", help="UTC HH:MM after which no new run starts")
     p.add_argument("--report-only", action="store_true", help="only tabulate and plot the runs logged so far")
     args = p.parse_args(argv)
+    try:
+        seeds_at = parse_seeds_at(args.seeds_at)
+    except ValueError as e:
+        p.error(str(e))
     ticks = dict(DEFAULT_TICKS)
     for item in args.ticks:
         name, _, n = item.partition("=")
@@ -335,16 +373,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "learning_starts": args.learning_starts,
         "ticks": {t: ticks[t] for t in args.tasks},
         "seeds": args.seeds,
+        "seeds_at": seeds_at,
         "eval_episodes": args.eval_episodes,
     }
     done = {(r["task"], r["variant"], r["delay"], r["seed"]) for r in load(jsonl)}
-    # seed-major: if the sweep is cut short, every task still has its first seed(s)
-    jobs = [
-        (task, seed, a, h, k)
-        for seed in args.seeds
-        for task in args.tasks
-        for a, h, k in configs(args.delays)
-    ]
+    jobs = plan(args.tasks, args.delays, args.seeds, seeds_at)
     jobs = [j for j in jobs if (j[0], label(j[2], j[3]), j[4], j[1]) not in done]
     for task, seed, arch, hist, k in [] if args.report_only else jobs:
         if args.deadline and datetime.now(UTC).strftime("%H:%M") >= args.deadline:
