@@ -182,7 +182,6 @@ def test_delay_choices_train_evaluate_per_delay_and_resume(
         "--buffer-size",
         "120",
         "--keep-evaluated",
-        "true",
         "--out",
         str(out),
         *TINY,

@@ -145,10 +145,8 @@ def add_config_arguments(p: argparse.ArgumentParser, cls: type, skip: tuple[str,
             continue
         flag = "--" + f.name.replace("_", "-")
         text = helps.get(f.name, "").replace("%", "%%") + " (default: %(default)r)"
-        if f.type in ("bool", bool):
-            p.add_argument(
-                flag, type=lambda s: s.lower() in ("1", "true", "yes"), default=f.default, help=text
-            )
+        if f.type in ("bool", bool):  # --flag / --no-flag, as CleanRL's tyro
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=text)
         else:
             kind = {"int": int, "float": float, "str": str}[str(f.type)]
             p.add_argument(flag, type=kind, default=f.default, help=text)
