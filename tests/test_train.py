@@ -204,3 +204,6 @@ def test_delay_choices_train_evaluate_per_delay_and_resume(
     assert kept == ["policy_00000200.pt", "policy_00000250.pt", "policy_00000300.pt"]
     at3 = evaluate_checkpoint(str(out / "policy.pt"), episodes=1, delay=3, episode_steps=50)
     assert (at3["delay"], at3["episode_steps"]) == (3, 50) and at3["mean_return"] > 0
+    reweighted = ["1,2,3,3" if a == "1,2,3" else a for a in args]  # a curriculum: D = 3 half the time
+    assert train.main([*reweighted, "--total-ticks", "350", "--resume"]) == 0
+    assert read_policy_info(out / "policy.pt").timing["delay_choices"] == [1, 2, 3, 3]

@@ -473,12 +473,19 @@ class Trainer:
             "control_steps",
             "frame_skip",
             "fallback",
-            "delay_choices",
         ):
             if saved.get(key, "") != getattr(self.cfg, key):
                 raise ValueError(
                     f"--resume: {key} is {getattr(self.cfg, key)!r}, the run used {saved.get(key, '')!r}"
                 )
+        # The delays drawn may be re-weighted (a curriculum: "1,2,3" -> "1,2,3,3"), not changed: the
+        # critic has learned, and the replay holds, exactly these delays.
+        was = SACConfig(**{**asdict(self.cfg), "delay_choices": saved.get("delay_choices", "")})
+        if was.delays != self.cfg.delays:
+            raise ValueError(
+                f"--resume: --delay-choices {self.cfg.delay_choices!r} draws delays {self.cfg.delays}, "
+                f"the run drew {was.delays} ({saved.get('delay_choices', '')!r}); only their weights may change"
+            )
         for k, m in self.sac.modules().items():
             m.load_state_dict(blob["modules"][k])
         with torch.no_grad():
