@@ -207,3 +207,12 @@ def test_delay_choices_train_evaluate_per_delay_and_resume(
     reweighted = ["1,2,3,3" if a == "1,2,3" else a for a in args]  # a curriculum: D = 3 half the time
     assert train.main([*reweighted, "--total-ticks", "350", "--resume"]) == 0
     assert read_policy_info(out / "policy.pt").timing["delay_choices"] == [1, 2, 3, 3]
+
+
+def test_resume_takes_the_commands_learning_rates_not_the_saved_ones(tmp_path: Path) -> None:
+    common = dict(task="InvertedPendulum-v5", hidden=8, depth=1, critic_hidden=8, out=str(tmp_path))
+    train.Trainer(train.SACConfig(**common)).save()
+    annealed = train.Trainer(train.SACConfig(**common, policy_lr=1e-5, q_lr=2e-5))
+    annealed.load()
+    assert [g["lr"] for g in annealed.sac.pi_opt.param_groups] == [1e-5]
+    assert [g["lr"] for g in annealed.sac.q_opt.param_groups] == [2e-5]

@@ -34,7 +34,9 @@ Outputs in --out: progress.csv (one row per episode), eval.jsonl (periodic deter
 and losses), policy.pt (the worker-loadable checkpoint, runtime.save_checkpoint), best_policy.pt (the
 one with the best evaluation so far), policies/policy_<tick>.pt (with --keep-evaluated: every evaluated
 one), resume.pt (everything to continue with --resume: networks, optimisers, replay, counters, RNG
-states). The replay is a ring of --buffer-size ticks: the oldest are overwritten.
+states). The replay is a ring of --buffer-size ticks: the oldest are overwritten. --resume refuses
+another timing or architecture; it takes the command's learning rates (to anneal them) and may
+re-weight --delay-choices over the same delays (a curriculum).
 """
 
 from __future__ import annotations
@@ -488,6 +490,14 @@ class Trainer:
             )
         for k, m in self.sac.modules().items():
             m.load_state_dict(blob["modules"][k])
+        # An optimiser's state_dict carries its learning rate: the command's rates win (to anneal them).
+        for opt, lr in (
+            (self.sac.q_opt, self.cfg.q_lr),
+            (self.sac.pi_opt, self.cfg.policy_lr),
+            (self.sac.a_opt, self.cfg.q_lr),
+        ):
+            for group in opt.param_groups:
+                group["lr"] = lr
         with torch.no_grad():
             self.sac.log_alpha.copy_(blob["log_alpha"])
         self.sac.updates = blob["updates"]
