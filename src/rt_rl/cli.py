@@ -6,6 +6,7 @@ rt-rl bench graph|soak|record|pipeline|delay|stagger|twin ...
 rt-rl train ...
 rt-rl train-offline DATASET_ID --out DIR   (TD3+BC from a recorded Minari dataset, evaluated in the twin)
 rt-rl train-curve RUN/eval.jsonl --out PNG   (a training run's evaluation returns, per delay)
+rt-rl average-policy OUT.pt SNAPSHOT.pt...   (the mean of one run's snapshots' weights)
 rt-rl report RUN_DIR_OR_BAG [-o report.html]
 rt-rl dataset BAG... --out DIR [--name rt_rl/NAME-v0]   (a Minari dataset of recorded bags)
 rt-rl reload CHECKPOINT [--workers N]   (a new policy live on the running workers, one at a time)
@@ -101,6 +102,7 @@ MODULES = {
     ("train",): "rt_rl.learning.train",
     ("train-offline",): "rt_rl.learning.train_offline",
     ("train-curve",): "rt_rl.learning.curve",
+    ("average-policy",): "rt_rl.learning.average",
     ("report",): "rt_rl.report",
     ("dataset",): "rt_rl.dataset",
     ("reload",): "rt_rl.reload",
