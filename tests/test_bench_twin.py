@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from rt_rl.bench.twin import (
     counted,
@@ -20,10 +21,12 @@ from rt_rl.bench.twin import (
     return_table,
     shares,
     tick_delay,
+    twin_setup,
     twin_shares,
     twin_trace,
 )
 from rt_rl.learning.timing_env import Timing
+from rt_rl.policy.runtime import read_policy_info
 
 REPO = Path(__file__).resolve().parents[1]
 P = 0.01
@@ -171,3 +174,15 @@ def test_return_table_compares_with_the_twins_first_20_episodes_and_with_all_of_
     assert out["live_se"] == pytest.approx(50.0) and out["live_returns"] == [1050.0, 1150.0]
     _, out = return_table([[1000.0]], [1000.0] * 20)
     assert "twin_mean_all" not in out
+
+
+def test_the_twin_runs_the_delay_the_params_pin_not_the_training_distribution() -> None:
+    params = yaml.safe_load((REPO / "config/demo.yaml").read_text())
+    assert read_policy_info(params["/**"]["ros__parameters"]["policy_checkpoint"]).timing[
+        "delay_choices"
+    ] == [1, 2, 3]
+    pinned = twin_setup(params)
+    assert pinned.delay_choices == [2] and "actuation_delay_ticks" in pinned.describe()
+    params["actuator_arbiter"]["ros__parameters"]["actuation_delay_ticks"] = 0  # delay follows inference
+    assert twin_setup(params).delay_choices == [1, 2, 3]
+    assert twin_setup(params, delay=3).delay_choices == [3]

@@ -420,9 +420,14 @@ def twin_setup(
     if names - {"fallback"} <= set(trained):
         timing = Timing(**{k: trained[k] for k in names if k in trained})
         choices = [int(d) for d in trained.get("delay_choices") or [timing.inference_ticks]]
+        # The twin of this configuration: a delay the arbiter pins is the one live runs, whatever
+        # distribution of delays the policy was trained over.
+        pinned = int(node_settings(params, "actuator_arbiter").get("actuation_delay_ticks", 0) or 0)
+        why = "--twin-delay" if delay is not None else "the params' actuation_delay_ticks"
+        delay = delay if delay is not None else (pinned or None)
         if delay is not None:
             choices, timing.inference_ticks = [delay], delay
-        source = f"trained timing of {checkpoint}" + (f", D set to {delay}" if delay is not None else "")
+        source = f"trained timing of {checkpoint}" + (f", D = {delay} ({why})" if delay is not None else "")
         return TwinSetup(task, timing, delay_calls, choices, int(trained.get("episode_steps", 1000)), source)
     period = control_period(params)
     n = workers if workers is not None else glob.get("num_workers", 1)
@@ -552,8 +557,9 @@ def main(argv: list[str] | None = None) -> int:
     if a.twin_episodes and checkpoint != "random":
         from rt_rl.learning.evaluate import evaluate_checkpoint
 
+        at = setup.delay_choices[0] if len(set(setup.delay_choices)) == 1 else None
         twin_returns = evaluate_checkpoint(
-            checkpoint, a.twin_episodes, delay=a.twin_delay, episode_steps=setup.episode_steps
+            checkpoint, a.twin_episodes, delay=at, episode_steps=setup.episode_steps
         )["returns"]
         live_returns = [(r.get("sim") or {}).get("episode_returns") or [] for r in runs]
         returns_text, returns = return_table(live_returns, twin_returns)
@@ -561,7 +567,7 @@ def main(argv: list[str] | None = None) -> int:
             f"\n## Episode return: live against the twin\n\n{returns_text}\nLive: every episode that started "
             "and ended inside a run's measurement window (the sim's own count; episodes cut by the window are "
             f"left out). Twin: `python -m rt_rl.learning.evaluate --checkpoint {checkpoint} --episodes "
-            f"{a.twin_episodes}` (seeds 1000...), episodes of {setup.episode_steps} steps as live.\n"
+            f"{a.twin_episodes}{'' if at is None else f' --delay {at}'}` (seeds 1000...), episodes of {setup.episode_steps} steps as live.\n"
         )
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
