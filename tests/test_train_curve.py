@@ -28,6 +28,7 @@ def test_train_curve_writes_a_png_and_rejects_a_file_without_evaluations(tmp_pat
     f = tmp_path / "eval.jsonl"
     write_eval(f, [{"tick": 5000, "mean_return": 36.8}, {"tick": 10000, "mean_return": 130.7}])
     assert main([str(f), "--out", str(tmp_path / "c.png"), "--mark", "10000"]) == 0
+    assert main([str(f), "--out", str(tmp_path / "c.png"), "--mark", "5000", "10000"]) == 0
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
     other = tmp_path / "progress.jsonl"
     write_eval(other, [{"episode": 1, "return": 3.0}])

@@ -3,8 +3,9 @@
     rt-rl train-curve runs/hopper_robust/eval.jsonl --out docs/hopper_robust_curve.png
 
 Reads the `eval.jsonl` that `rt-rl train` writes (one JSON row per evaluation: `tick`, `mean_return`,
-`std_return`, and with `--delay-choices` a `mean_by_delay`), draws one line per delay D (or the single
-mean with its std band), and marks a tick (`--mark`, e.g. the shipped checkpoint's).
+`std_return`, and with `--delay-choices` a `mean_by_delay`), draws the mean and one line per delay D,
+and marks the shipped snapshot (`--mark TICK`) or the span of snapshots a shipped average is made of
+(`--mark FIRST LAST`).
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ def read_curve(path: Path) -> dict[str, list[tuple[int, float]]]:
     return series
 
 
-def plot_curve(series: dict[str, list[tuple[int, float]]], out: Path, title: str, mark: int | None) -> None:
+def plot_curve(
+    series: dict[str, list[tuple[int, float]]], out: Path, title: str, mark: Sequence[int] = ()
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -48,8 +51,10 @@ def plot_curve(series: dict[str, list[tuple[int, float]]], out: Path, title: str
         ticks, returns = zip(*pts, strict=True)
         style = {"color": "k", "lw": 2} if name == "mean" else {"lw": 1, "alpha": 0.8}
         ax.plot([t / 1000 for t in ticks], returns, label=name, **style)
-    if mark is not None:
-        ax.axvline(mark / 1000, color="r", ls=":", lw=1, label=f"shipped ({mark // 1000}k)")
+    if len(mark) == 1:
+        ax.axvline(mark[0] / 1000, color="r", ls=":", lw=1, label=f"shipped ({mark[0] // 1000}k)")
+    elif len(mark) == 2:  # the snapshots a shipped average is made of
+        ax.axvspan(mark[0] / 1000, mark[1] / 1000, color="r", alpha=0.15, label="shipped: their average")
     ax.set(xlabel="training ticks (thousands)", ylabel="evaluation return", title=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -64,8 +69,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("eval_jsonl", type=Path, help="a run's eval.jsonl")
     p.add_argument("--out", type=Path, required=True, help="PNG to write")
     p.add_argument("--title", default="", help="plot title (default: the run directory's name)")
-    p.add_argument("--mark", type=int, default=None, help="tick to mark (e.g. the shipped checkpoint's)")
+    p.add_argument(
+        "--mark",
+        type=int,
+        nargs="+",
+        default=[],
+        metavar="TICK",
+        help="the shipped snapshot's tick, or FIRST LAST of the snapshots a shipped average is made of",
+    )
     args = p.parse_args(argv)
+    if len(args.mark) > 2:
+        p.error("--mark takes one tick or two (FIRST LAST)")
     try:
         series = read_curve(args.eval_jsonl)
     except (OSError, ValueError) as e:
