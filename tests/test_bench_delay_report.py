@@ -2,7 +2,7 @@
 
 import pytest
 
-from rt_rl.bench.delay import _markdown, compare, ordering, parse_seeds_at, plan
+from rt_rl.bench.delay import _markdown, compare, ordering, parse_seeds_at, plan, reading
 
 
 def rows(task: str, delay: int, returns: dict[str, list[float]]) -> list[dict]:
@@ -65,3 +65,16 @@ def test_seeds_at_rejects_a_malformed_item_in_one_line():
     for bad in ["2", "2=", "x=1", "2=1,a"]:
         with pytest.raises(ValueError, match="DELAY=SEED"):
             parse_seeds_at([bad])
+
+
+def test_reading_names_the_cells_where_it_holds_is_reversed_or_cannot_say():
+    clear = rows("Hopper-v5", 2, {"pipelined": [100, 110, 90], "pipelined_skip": [500, 510, 490],
+                                  "pipelined_skip+hist2": [900, 910, 890]})  # fmt: skip
+    noisy = rows("HalfCheetah-v5", 1, {"pipelined": [900, 100], "pipelined_skip": [500, 520],
+                                       "pipelined_skip+hist2": [300, 900]})  # fmt: skip
+    text = reading(ordering(clear, [2]) + ordering(noisy, [1]))
+    assert "holds beyond the spread in: Hopper-v5 delay 2." in text
+    assert "reversed beyond the spread in: none." in text
+    assert "do not let it say in: HalfCheetah-v5 delay 1." in text
+    assert "paper's order in 2 of 2 cells" in text
+    assert "nothing to read" in reading([])
