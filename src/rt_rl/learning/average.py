@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from rt_rl.policy.runtime import CHECKPOINT_FORMAT
+from rt_rl.policy.runtime import CHECKPOINT_FORMAT, _load_blob
 
 # Everything but the weights and the version must be equal for an average to mean anything.
 SAME = (
@@ -40,18 +40,12 @@ def average_checkpoints(paths: Sequence[Path]) -> dict:
     """The checkpoint blob whose weights are the element-wise mean of `paths`' weights."""
     if len(paths) < 2:
         raise ValueError("give at least two checkpoints to average")
-    blobs = []
-    for p in paths:
-        try:
-            blob = torch.load(p, map_location="cpu", weights_only=True)
-        except Exception as err:  # torch raises many kinds; the file name and the reason suffice
-            raise ValueError(f"{p}: not a readable checkpoint ({str(err).splitlines()[0]})") from None
-        if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"{p}: not an rt_rl policy checkpoint")
-        blobs.append(blob)
-    first = blobs[0]["info"]
-    for p, blob in zip(paths[1:], blobs[1:], strict=True):
-        differ = [k for k in SAME if blob["info"].get(k) != first.get(k)]
+    # runtime's own loader: readable, an rt_rl checkpoint, errors naming the file
+    loaded = [_load_blob(p) for p in paths]
+    blobs = [blob for _, blob in loaded]
+    first = loaded[0][0].__dict__
+    for p, (info, _) in zip(paths[1:], loaded[1:], strict=True):
+        differ = [k for k in SAME if info.__dict__.get(k) != first.get(k)]
         if differ:
             raise ValueError(f"{p}: {', '.join(differ)} differ from {paths[0]}: not snapshots of one run")
     weights = {
