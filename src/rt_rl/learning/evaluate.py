@@ -113,7 +113,9 @@ def _peek_task(path: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="rt-rl evaluate", description=__doc__.splitlines()[0])
-    p.add_argument("--checkpoint", required=True, help="checkpoint file, or checkpoints/<name>.pt of the shipped ones")
+    p.add_argument(
+        "--checkpoint", required=True, help="checkpoint file, or checkpoints/<name>.pt of the shipped ones"
+    )
     p.add_argument("--episodes", type=int, default=10, help="deterministic episodes per delay (default: 10)")
     p.add_argument("--seed", type=int, default=1000, help="first episode seed (episode i: seed + i)")
     p.add_argument("--delay", default="", help="ticks, or a comma list to tabulate (default: the nominal)")
