@@ -180,9 +180,9 @@ def test_the_twin_runs_the_delay_the_params_pin_not_the_training_distribution() 
     params = yaml.safe_load((REPO / "config/demo.yaml").read_text())
     assert read_policy_info(params["/**"]["ros__parameters"]["policy_checkpoint"]).timing[
         "delay_choices"
-    ] == [1, 2, 3]
+    ] == [2, 3]
     pinned = twin_setup(params)
     assert pinned.delay_choices == [2] and "actuation_delay_ticks" in pinned.describe()
     params["actuator_arbiter"]["ros__parameters"]["actuation_delay_ticks"] = 0  # delay follows inference
-    assert twin_setup(params).delay_choices == [1, 2, 3]
+    assert twin_setup(params).delay_choices == [2, 3]
     assert twin_setup(params, delay=3).delay_choices == [3]

@@ -1,6 +1,6 @@
 """Evaluate a policy in simulated time, under the timing it was trained for.
 
-`python -m rt_rl.learning.evaluate --checkpoint src/rt_rl/checkpoints/hopper_pipelined_skip_mixed_delay.pt`
+`python -m rt_rl.learning.evaluate --checkpoint src/rt_rl/checkpoints/hopper_pipelined_skip_robust.pt`
 loads the checkpoint exactly as a live worker does (`runtime.load_policy`), builds the timing
 environment from the checkpoint's `timing` and observation fields, runs N deterministic worker copies
 (one pipeline state each, reset at every episode start) and prints the mean episode return, which is
