@@ -19,6 +19,7 @@ from rt_rl.bench.twin import (
     max_difference,
     observation_stamp,
     return_table,
+    run_params,
     shares,
     tick_delay,
     twin_setup,
@@ -186,3 +187,13 @@ def test_the_twin_runs_the_delay_the_params_pin_not_the_training_distribution() 
     params["actuator_arbiter"]["ros__parameters"]["actuation_delay_ticks"] = 0  # delay follows inference
     assert twin_setup(params).delay_choices == [2, 3]
     assert twin_setup(params, delay=3).delay_choices == [3]
+
+
+def test_each_live_run_resets_its_episodes_from_its_own_seed() -> None:
+    params = yaml.safe_load((REPO / "config/demo.yaml").read_text())
+    seeds = [run_params(params, i)["mujoco_sim"]["ros__parameters"]["seed"] for i in range(3)]
+    assert seeds == [0, 1000, 2000]
+    assert "seed" not in params["mujoco_sim"]["ros__parameters"]  # the caller's params stay as given
+    assert run_params(params, 1)["actuator_arbiter"] == params["actuator_arbiter"]
+    params["/**"]["ros__parameters"]["seed"] = 7  # a seed given to every node counts for the sim too
+    assert run_params(params, 2)["mujoco_sim"]["ros__parameters"]["seed"] == 2007

@@ -225,6 +225,7 @@ class Launcher:
         self.record = False
         self.realtime = False  # the DDS profile with SCHED_FIFO receive threads (graph.node_environment)
         self.window_start_wall = float("inf")
+        self.window_end_wall = float("inf")
         self.startup_s: float | None = None
         self.startup_times: dict[str, float] = {}  # s from its stage's start to a node's first report
         self.pool = WorkerPool(1)
@@ -333,6 +334,7 @@ class Launcher:
             code, message = err.code, str(err)
         finally:
             measured = time.monotonic() - t_measure if t_measure else 0.0
+            self.window_end_wall = time.time()  # before the arbiter stops: the policy is in control
             self.cpu = self._cpu_now()
             self.cpu_percent = self.cpu_window.percent(time.monotonic(), self.cpu)
             self._stop_all(monitor)
@@ -539,7 +541,9 @@ class Launcher:
         time.sleep(0.2)  # final diagnostics in flight
         arbiter = (monitor.get("actuator_arbiter") or ("", {}))[1]
         sim = (monitor.get("mujoco_sim") or ("", {}))[1]
-        window = [e for e in sim.get("recent_episodes", []) if e[0] >= self.window_start_wall]
+        window = episodes_in_window(
+            sim.get("recent_episodes", []), self.window_start_wall, self.window_end_wall
+        )
         window_returns = [e[1] for e in window]
         window_steps = [e[2] for e in window]
         workers = {w["id"]: w for w in arbiter.get("workers", [])}
@@ -628,6 +632,14 @@ class Launcher:
                 "(fallbacks, rejections) are inside the window."
             ),
         }
+
+
+def episodes_in_window(episodes: list, start: float, end: float) -> list:
+    """The sim's finished episodes ([start wall, return, steps, end wall]) that started and ended inside
+    the measurement window [start, end]: the policy was in control for all of it. On stop the arbiter
+    goes first and the sim steps on with the last command, so the episode it was in falls and the
+    next ones end within steps; counting them put episodes of return 2-30 into the live mean."""
+    return [e for e in episodes if e[0] >= start and (e[3] if len(e) > 3 else e[0]) <= end]
 
 
 def trained_timing_notes(params: dict) -> list[str]:

@@ -565,8 +565,9 @@ def main(argv: list[str] | None = None) -> int:
         returns_text, returns = return_table(live_returns, twin_returns)
         text += (
             f"\n## Episode return: live against the twin\n\n{returns_text}\nLive: every episode that started "
-            "and ended inside a run's measurement window (the sim's own count; episodes cut by the window are "
-            f"left out). Twin: `python -m rt_rl.learning.evaluate --checkpoint {checkpoint} --episodes "
+            "and ended inside a run's measurement window (the sim's own count; episodes cut by the window or "
+            f"ended after the arbiter stopped are left out); run i resets its episodes from the params' seed + "
+            f"i * {RUN_SEED_STRIDE}, so the runs are independent samples. Twin: `python -m rt_rl.learning.evaluate --checkpoint {checkpoint} --episodes "
             f"{a.twin_episodes}{'' if at is None else f' --delay {at}'}` (seeds 1000...), episodes of {setup.episode_steps} steps as live.\n"
         )
     out = Path(a.out)
@@ -592,9 +593,21 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+RUN_SEED_STRIDE = 1000  # run i resets its episodes from the params' seed + i * 1000
+
+
+def run_params(params: dict, run: int) -> dict:
+    """The params of run `run`: its own episode seeds, so that the runs are independent samples of
+    episodes (with one seed every run replays the same episodes: 3 x 20 episodes were 20)."""
+    out = json.loads(json.dumps(params))  # a deep copy of plain YAML data
+    sim = out.setdefault("mujoco_sim", {}).setdefault("ros__parameters", {})
+    sim["seed"] = int(node_settings(params, "mujoco_sim").get("seed", 0)) + run * RUN_SEED_STRIDE
+    return out
+
+
 def live_runs(params: dict, a: argparse.Namespace) -> list[dict]:
-    """`--repeat` launches of the graph beside the tick probe (`stagger.run_once`); a failed run is
-    reported and left out."""
+    """`--repeat` launches of the graph beside the tick probe (`stagger.run_once`), each from its own
+    episode seeds (`run_params`); a failed run is reported and left out."""
     from tqdm import tqdm
 
     from rt_rl.bench.stagger import run_once
@@ -604,7 +617,7 @@ def live_runs(params: dict, a: argparse.Namespace) -> list[dict]:
     with tempfile.TemporaryDirectory(prefix="rt_rl_bench_twin_") as tmp:
         for i in tqdm(range(a.repeat), desc="bench twin", unit="run"):
             try:
-                runs.append(run_once(params, workers, a.duration, Path(tmp) / f"run_{i}"))
+                runs.append(run_once(run_params(params, i), workers, a.duration, Path(tmp) / f"run_{i}"))
             except RuntimeError as err:
                 tqdm.write(f"run {i}: {err}")
     return runs

@@ -77,7 +77,8 @@ class MujocoSim(RtNode):
         self._command = np.zeros(self.task.action_dim)
         self.bad_commands = 0
         self.episode, self.step_in_episode, self.episode_return = 0, 0, 0.0
-        self.finished: deque[tuple[float, float, int]] = deque(maxlen=500)  # (start wall, return, steps)
+        # (start wall, return, steps, end wall) of the finished episodes
+        self.finished: deque[tuple[float, float, int, float]] = deque(maxlen=500)
         self.episodes_finished = 0
         self._episode_start = time.time()
         self.sim_time = 0.0
@@ -127,9 +128,10 @@ class MujocoSim(RtNode):
             self.episode_return += float(reward)
             self._publish_reward(float(reward), terminated, truncated)
             if terminated or truncated:
-                self.finished.append((self._episode_start, self.episode_return, self.step_in_episode))
+                now = time.time()
+                self.finished.append((self._episode_start, self.episode_return, self.step_in_episode, now))
                 self.episodes_finished += 1
-                self._episode_start = time.time()
+                self._episode_start = now
                 self.episode += 1
                 self.step_in_episode, self.episode_return = 0, 0.0
                 self.env.reset()
@@ -164,7 +166,7 @@ class MujocoSim(RtNode):
 
     def statistics(self) -> dict:
         wall = time.monotonic() - self._start_mono if self._start_mono else 0.0
-        returns = [r for _, r, _ in self.finished]
+        returns = [e[1] for e in self.finished]
         counters = self.pacer.counters() if self.pacer else {}
         return {
             "task": self.task.gym_id,
@@ -177,8 +179,8 @@ class MujocoSim(RtNode):
             "episodes": self.episodes_finished,
             "mean_episode_return": round(float(np.mean(returns)), 2) if returns else None,
             "current_episode_return": round(self.episode_return, 2),
-            # the launcher keeps the episodes that started inside its measurement window
-            "recent_episodes": [[round(t, 3), round(r, 2), n] for t, r, n in self.finished],
+            # the launcher keeps the episodes that started and ended inside its measurement window
+            "recent_episodes": [[round(t, 3), round(r, 2), n, round(e, 3)] for t, r, n, e in self.finished],
             "bad_commands": self.bad_commands,
         }
 
