@@ -348,3 +348,14 @@ def test_find_summary_takes_runs_demo_only_for_the_same_run(tmp_path):
     assert find_summary(run / "bag_x", run) == demo
     (run / "summary.json").write_text("{}")
     assert find_summary(run / "bag_x", run) == run / "summary.json"
+
+
+def test_episodes_ended_after_the_last_command_are_not_the_policys():
+    ends = [
+        EpisodeEnd(1, 1000, 3200.0, False, True, log_ns=10 * MS),
+        EpisodeEnd(2, 753, 2411.9, True, False, log_ns=60 * MS),  # fell on the held command after the stop
+        EpisodeEnd(3, 18, 30.2, True, False, log_ns=240 * MS),
+    ]
+    assert [e.episode for e in episode_returns(ends, until_ns=5 * MS)] == []
+    assert [e.episode for e in episode_returns(ends, until_ns=55 * MS)] == [1]
+    assert [e.episode for e in episode_returns(ends)] == [1, 2, 3]

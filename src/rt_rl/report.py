@@ -90,6 +90,7 @@ class EpisodeEnd:
     episode_return: float
     terminated: bool
     truncated: bool
+    log_ns: int = 0  # when the bag received it
 
 
 @dataclass
@@ -293,7 +294,9 @@ def read_bag(bag: Path, topics: dict[str, str], progress: bool = True) -> BagDat
                         arbiter.append((log_ns, stats))
                 elif episodes_key == "episode_end" or msg.terminated or msg.truncated:
                     ends.append(
-                        EpisodeEnd(msg.episode, msg.step, msg.episode_return, msg.terminated, msg.truncated)
+                        EpisodeEnd(
+                            msg.episode, msg.step, msg.episode_return, msg.terminated, msg.truncated, log_ns
+                        )
                     )
         return BagData(
             path=bag,
@@ -304,7 +307,7 @@ def read_bag(bag: Path, topics: dict[str, str], progress: bool = True) -> BagDat
             command_ns=np.sort(np.asarray(command_ns, dtype=np.int64)),
             actions=actions,
             arbiter=arbiter,
-            episodes=episode_returns(ends),
+            episodes=episode_returns(ends, until_ns=max(command_ns) if command_ns else None),
             episodes_from=topics[episodes_key] if ends else "",
         )
     finally:
@@ -394,9 +397,11 @@ def worker_spans(actions, t0_ns: int, t1_ns: int) -> dict[int, list[tuple[int, i
     return {w: sorted(s) for w, s in sorted(spans.items())}
 
 
-def episode_returns(ends) -> list[EpisodeEnd]:
-    """One entry per episode (the last message wins: a latched topic can repeat itself), in order."""
-    by_episode = {e.episode: e for e in ends}
+def episode_returns(ends, until_ns: int | None = None) -> list[EpisodeEnd]:
+    """One entry per episode (the last message wins: a latched topic can repeat itself), in order.
+    With `until_ns` (the last command's time) episodes that ended later are left out: on stop the
+    arbiter goes first and the sim falls on the held command, episodes that are not the policy's."""
+    by_episode = {e.episode: e for e in ends if until_ns is None or e.log_ns <= until_ns}
     return [by_episode[k] for k in sorted(by_episode)]
 
 
