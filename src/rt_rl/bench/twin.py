@@ -45,6 +45,7 @@ delays back, tick for tick.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import os
@@ -599,7 +600,7 @@ RUN_SEED_STRIDE = 1000  # run i resets its episodes from the params' seed + i * 
 def run_params(params: dict, run: int) -> dict:
     """The params of run `run`: its own episode seeds, so that the runs are independent samples of
     episodes (with one seed every run replays the same episodes: 3 x 20 episodes were 20)."""
-    out = json.loads(json.dumps(params))  # a deep copy of plain YAML data
+    out = copy.deepcopy(params)
     sim = out.setdefault("mujoco_sim", {}).setdefault("ros__parameters", {})
     sim["seed"] = int(node_settings(params, "mujoco_sim").get("seed", 0)) + run * RUN_SEED_STRIDE
     return out
