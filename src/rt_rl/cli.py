@@ -73,6 +73,13 @@ def _launch(argv: list[str]) -> int:
         metavar="DIR",
         help="record a rosbag2 bag of the graph's topics into DIR (any params file)",
     )
+    ap.add_argument(
+        "--robot",
+        metavar="ROBOT.yaml",
+        help="also start a simulated robot from this params file (its mujoco_sim section, e.g. "
+        "config/robot_hopper.yaml: a ros2_control-like robot), outside the graph; needs a params file "
+        "with a robot section. Started first, stopped last",
+    )
     a = ap.parse_args(argv)
     return Launcher(
         LaunchOptions(
@@ -86,6 +93,7 @@ def _launch(argv: list[str]) -> int:
             echo_logs=a.echo_logs,
             quiet=a.quiet,
             record=a.record,
+            robot=a.robot,
         )
     ).run()
 

@@ -179,11 +179,12 @@ class NodeSpec:
     preload: tuple[str, ...] = ()
 
 
-def describe_graph(num_workers: int, record: bool = False) -> list[NodeSpec]:
+def describe_graph(num_workers: int, record: bool = False, with_sim: bool = True) -> list[NodeSpec]:
     """Recorder first (nothing is missed); then the workers (they take longest to start: each imports
     torch and loads its policy), the robot (sensors flowing) and the ingest, together; the arbiter,
     which drives them, last. `record` adds the bag recorder (a params file with a `bag_recorder`
-    section)."""
+    section); `with_sim=False` (robot mode: a params file with a `robot` section) leaves out the
+    simulator: the robot is not part of the graph."""
     # A recorder that fails (disk full) stops alone: the control loop goes on.
     recorder = NodeSpec("bag_recorder", "rt_rl.nodes.bag_recorder", "bag_recorder", stage=-1, required=False)
     nodes = [recorder] if record else []
@@ -200,16 +201,62 @@ def describe_graph(num_workers: int, record: bool = False) -> list[NodeSpec]:
         )
         for i in range(num_workers)
     ]
+    nodes += [SIM_NODE] if with_sim else []
     nodes += [
-        NodeSpec("mujoco_sim", "rt_rl.nodes.mujoco_sim", "mujoco_sim", stage=0),
         NodeSpec("sensor_ingest", "rt_rl.nodes.sensor_ingest", "sensor_ingest", stage=0),
         NodeSpec("actuator_arbiter", "rt_rl.nodes.actuator_arbiter", "actuator_arbiter", stage=1),
     ]
     return nodes
 
 
+SIM_NODE = NodeSpec("mujoco_sim", "rt_rl.nodes.mujoco_sim", "mujoco_sim", stage=0)
+
+
 class ParamsFileError(ValueError):
     pass
+
+
+ROBOT = "robot"
+# The robot section: the robot's interface in one place (robot mode), and the node parameters each key
+# becomes. Keys a node's own section sets win.
+ROBOT_KEYS: dict[str, tuple[str, ...]] = {
+    "joint_states_topic": ("sensor_ingest", RECORDER),
+    "joint_names": ("sensor_ingest",),
+    "reset_jump": ("sensor_ingest",),
+    "command_topic": ("actuator_arbiter", "sensor_ingest", RECORDER),
+    "command_lower": ("actuator_arbiter",),
+    "command_upper": ("actuator_arbiter",),
+    "safe_command": ("actuator_arbiter",),
+    "sensor_rate_hz": ("actuator_arbiter",),
+}
+ROBOT_DEFAULTS = {"reset_jump": 0.2}  # Hopper moves < 0.03 between 10 ms samples; a reset jumps > 0.5
+
+
+def robot_mode(params: dict[str, Any]) -> bool:
+    """A params file with a `robot` section drives a robot: no simulator, the robot's interface from it."""
+    return ROBOT in params
+
+
+def apply_robot_section(params: dict[str, Any]) -> dict[str, Any]:
+    """The `robot` section spread over the nodes that use each key (ROBOT_KEYS); unknown keys refused."""
+    section = (params.get(ROBOT) or {}).get("ros__parameters") or {}
+    unknown = sorted(set(section) - set(ROBOT_KEYS))
+    if unknown:
+        raise ParamsFileError(
+            f"robot section: unknown key '{unknown[0]}' (known: {', '.join(sorted(ROBOT_KEYS))})"
+        )
+    out = copy.deepcopy(params)
+    out.pop(ROBOT, None)
+    if not robot_mode(params):
+        return out
+    values = ROBOT_DEFAULTS | section
+    for key, value in values.items():
+        for node in ROBOT_KEYS[key]:
+            if node == RECORDER and RECORDER not in out:
+                continue
+            own = out.setdefault(node, {"ros__parameters": {}})["ros__parameters"]
+            own.setdefault(key, value)
+    return out
 
 
 def load_params(path: str | Path) -> dict[str, Any]:
@@ -285,7 +332,7 @@ def expand_params(
 ) -> dict:
     """Per-worker sections from the shared `inference_worker` one; `num_workers` set once, graph-wide
     (for an auto pool: the most workers, and the arbiter's `auto_workers`)."""
-    out = copy.deepcopy(params)
+    out = apply_robot_section(params)
     out.setdefault(GLOBAL, {"ros__parameters": {}})
     for section in out.values():
         section["ros__parameters"].pop("num_workers", None)

@@ -137,8 +137,12 @@ def run_once(
     duration: float,
     run_dir: Path,
     change: tuple[float, float] | None = None,
+    robot: dict | None = None,
+    robot_topics: tuple[str, str] | None = None,
 ) -> dict:
-    """One `rt-rl launch` of `params` beside the tick probe; the summary plus `probe`."""
+    """One `rt-rl launch` of `params` beside the tick probe; the summary plus `probe`. `robot`: the
+    params of a simulated robot started with it (`--robot`); `robot_topics` (command, joint states):
+    the probe also records the commands' arrival and the joint states' stamps."""
     run_dir.mkdir(parents=True, exist_ok=True)
     params_path = run_dir / "params.in.yaml"
     params_path.write_text(yaml.safe_dump(params, sort_keys=False))
@@ -148,11 +152,17 @@ def run_once(
     if change is not None:
         probe_cmd += ["--set-latency-after", str(change[0]), "--latency", str(change[1])]
         probe_cmd += ["--params-file", str(run_dir / "params.yaml")]  # written by the launcher
+    if robot_topics is not None:
+        probe_cmd += ["--command-topic", robot_topics[0], "--joint-states-topic", robot_topics[1]]
     probe = subprocess.Popen(probe_cmd, env=env)
     cmd = [
         sys.executable, "-m", "rt_rl.cli", "launch", str(params_path), "--workers", str(workers),
         "--duration", str(duration), "--summary", str(summary), "--run-dir", str(run_dir), "--quiet",
     ]  # fmt: skip
+    if robot is not None:
+        robot_path = run_dir / "robot.in.yaml"
+        robot_path.write_text(yaml.safe_dump(robot, sort_keys=False))
+        cmd += ["--robot", str(robot_path)]
     try:
         # a launch that outlives its run by minutes hangs (seen once in 200 runs: every thread of the
         # launcher waiting on a lock after its nodes had exited); the sweep goes on without it

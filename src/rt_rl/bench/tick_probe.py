@@ -61,12 +61,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set-latency-after", type=float, default=None, help="seconds after the window opens")
     ap.add_argument("--latency", type=float, default=None, help="the new synthetic_latency (s)")
     ap.add_argument("--params-file", help="the launcher's expanded params file: new worker processes read it")
+    ap.add_argument(
+        "--command-topic", help="also record when each command arrives here (a robot's view of the stream)"
+    )
+    ap.add_argument(
+        "--joint-states-topic", help="also record the joint states' stamps (the robot's update grid)"
+    )
     a = ap.parse_args(argv)
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from rt_rl_interfaces.msg import Action, Actuation
 
     rclpy, node, stop = outside_node("rt_rl_tick_probe")
-    # [tick stamp, kind, in_window, action_age, worker, observation seq, observation stamp, episode]:
+    # [tick stamp, kind, in_window, action_age, worker, observation seq, observation stamp, episode,
+    #  command]:
     # the last fields came later, so a reader of the first six sees the same records
     ticks: list[list] = []
     actions: list[
@@ -86,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                 m.observation_seq,
                 stamp(m.observation_stamp),
                 m.episode,
+                list(m.command),
             ]
         )
 
@@ -105,8 +113,24 @@ def main(argv: list[str] | None = None) -> int:
             ]
         )
 
+    commands: list[list] = []  # [arrival wall time, *command]
+    samples: list[float] = []  # joint-state stamps
+
     qos = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE)
     node.create_subscription(Actuation, "/rt_rl/actuation", on_tick, qos)
+    if a.command_topic:
+        from std_msgs.msg import Float64MultiArray
+
+        node.create_subscription(
+            Float64MultiArray, a.command_topic, lambda m: commands.append([time.time(), *m.data]), qos
+        )
+    if a.joint_states_topic:
+        from sensor_msgs.msg import JointState
+
+        best_effort = QoSProfile(depth=50, reliability=ReliabilityPolicy.BEST_EFFORT)
+        node.create_subscription(
+            JointState, a.joint_states_topic, lambda m: samples.append(stamp(m.header.stamp)), best_effort
+        )
     node.create_subscription(Action, "/rt_rl/action", on_action, qos)
     executor = rclpy.executors.SingleThreadedExecutor()
     executor.add_node(node)
@@ -131,7 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     changed["workers"] = sorted(name for name, _, _ in pending)
     changed["accepted"] = sorted(n for n, _, f in pending if f.done() and f.result().results[0].successful)
     with open(a.out, "w") as f:
-        json.dump({"ticks": ticks, "actions": actions, "changed": changed}, f)
+        json.dump(
+            {"ticks": ticks, "actions": actions, "changed": changed, "commands": commands, "samples": samples}, f
+        )
     close_outside_node(rclpy, node)
     return 0
 

@@ -45,6 +45,7 @@ delays back, tick for tick.
 from __future__ import annotations
 
 import argparse
+import bisect
 import copy
 import json
 import math
@@ -55,7 +56,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -117,6 +118,47 @@ def live_phases(ticks: Sequence[Sequence], period: float) -> list[float]:
     return out
 
 
+def grid_reference(samples: Sequence[float], h: float) -> float | None:
+    """A time on the robot's update grid (physics steps of `h` s), from its joint-state stamps: each
+    is taken just after an update, so the grid sits at their earliest phase modulo h."""
+    if not samples:
+        return None
+    s0 = samples[0]
+    return s0 + min(((t - s0) / h + 0.5) % 1.0 - 0.5 for t in samples) * h
+
+
+def live_robot_delays(
+    ticks: Sequence[Sequence], commands: Sequence[Sequence], samples: Sequence[float], period: float, h: float
+) -> tuple[list[int], list[float]]:
+    """Per actuated tick in the window whose command was seen arriving: the physics steps from the
+    observed state to the first robot update that applies the command, and the offset of that update
+    after the tick the twin counts from (arrival, rounded up to the grid, minus the sample's update
+    and the delay in ticks): the twin's `offset_samples`.
+
+    `commands`: [arrival, *command] as an outside subscriber on the command topic saw them (the robot
+    is another subscriber on the same host); a tick record's 9th field is its command."""
+    ref = grid_reference(samples, h)
+    if ref is None:
+        return [], []
+    arrivals: dict[tuple, list[float]] = {}
+    for c in commands:
+        arrivals.setdefault(tuple(c[1:]), []).append(c[0])
+    steps, offsets = [], []
+    for r in ticks:
+        if not counted(r) or len(r) < 9:
+            continue
+        seen = arrivals.get(tuple(r[8]), [])
+        i = bisect.bisect_left(seen, r[0] - 0.002)  # published at the tick: arrives just after it
+        if i == len(seen) or seen[i] > r[0] + 0.05:
+            continue
+        stamp = observation_stamp(r)
+        sampled = ref + round((stamp - ref) / h) * h
+        acting = ref + math.ceil((seen[i] - ref) / h - 1e-6) * h
+        steps.append(round((acting - sampled) / h))
+        offsets.append(max(0.0, seen[i] - sampled - tick_delay(r[0], stamp, period) * period))
+    return steps, offsets
+
+
 def shares(delays: Sequence[int]) -> dict[int, float]:
     """Share of the actions at each delay (sorted by delay); empty for no actions."""
     n = len(delays)
@@ -132,11 +174,13 @@ def max_difference(live_runs: Sequence[Mapping[int, float]], twin: Mapping[int, 
     return worst
 
 
-def delay_table(live_runs: Sequence[Mapping[int, float]], twin: Mapping[int, float]) -> str:
+def delay_table(
+    live_runs: Sequence[Mapping[int, float]], twin: Mapping[int, float], unit: str = "ticks"
+) -> str:
     """Markdown: per delay, the live share (median (min-max) over the runs, a run without that delay
     counting 0) beside the twin's, and the largest difference (over runs)."""
     delays = sorted(set(twin).union(*live_runs)) if live_runs else sorted(twin)
-    text = "| delay (ticks) | live share, median (min-max) over runs | twin share | live median - twin |\n"
+    text = f"| delay ({unit}) | live share, median (min-max) over runs | twin share | live median - twin |\n"
     text += "|---:|---|---:|---:|\n"
     for d in delays:
         live = [run.get(d, 0.0) for run in live_runs]
@@ -218,6 +262,7 @@ class TwinTick:
     call: int | None = None  # the worker call (slot) of the episode that produced the actuated action
     worker: int = -1  # the worker that made it (call % N)
     observation_tick: int | None = None
+    acts_from: int = 0  # the physics step of the tick's period its command acts from (robot actuation)
 
     @property
     def actuated(self) -> bool:
@@ -226,6 +271,10 @@ class TwinTick:
     @property
     def delay(self) -> int | None:
         return self.tick - self.observation_tick if self.actuated else None
+
+    def delay_steps(self, steps_per_tick: int) -> int | None:
+        """Physics steps from the observed state to the first step the command drives."""
+        return self.delay * steps_per_tick + self.acts_from if self.actuated else None
 
 
 def _marker(call: int, low: float, high: float) -> float:
@@ -245,6 +294,7 @@ def twin_trace(
     delay: int | None = None,
     episode_steps: int = 1000,
     seed: int = 0,
+    offset_samples: Sequence[float] | None = None,
 ) -> list[TwinTick]:
     """`ticks` ticks of the real `TimingEnv` for `timing` (a `Timing`; `delay` overrides its D), new
     episodes as the task ends them. Each worker call sends a marked near-zero action; a fresh tick's
@@ -260,6 +310,9 @@ def twin_trace(
         num_workers=timing.num_workers,
         fallback=timing.fallback,
         episode_steps=episode_steps,
+        actuation_offset=timing.actuation_offset,
+        offset_jitter=timing.offset_jitter,
+        offset_samples=offset_samples,
     )
     spec = env.spec_task
     out: list[TwinTick] = []
@@ -293,6 +346,7 @@ def twin_trace(
                             call=made_by,
                             worker=made_by % env.N,
                             observation_tick=obs_tick,
+                            acts_from=int(rec.get("acts_from", 0)),
                         )
                     )
                 done = terminated or truncated
@@ -310,9 +364,16 @@ def twin_delays(
     *,
     delay: int | None = None,
     episode_steps: int = 1000,
+    offset_samples: Sequence[float] | None = None,
+    steps_per_tick: int | None = None,
 ) -> list[int]:
-    """The delays of the twin's actuated actions over `ticks` ticks (`twin_trace`)."""
-    trace = twin_trace(task, timing, delay_calls, ticks, delay=delay, episode_steps=episode_steps)
+    """The delays of the twin's actuated actions over `ticks` ticks (`twin_trace`): in ticks, or in
+    physics steps with `steps_per_tick`."""
+    trace = twin_trace(
+        task, timing, delay_calls, ticks, delay=delay, episode_steps=episode_steps, offset_samples=offset_samples
+    )
+    if steps_per_tick:
+        return [t.delay_steps(steps_per_tick) for t in trace if t.actuated]
     return [t.delay for t in trace if t.actuated]
 
 
@@ -324,15 +385,27 @@ def twin_shares(
     *,
     delay_choices: Sequence[int] | None = None,
     episode_steps: int = 1000,
+    offset_samples: Sequence[float] | None = None,
+    steps_per_tick: int | None = None,
 ) -> dict[int, float]:
     """Shares per delay in the twin: `ticks` ticks at each of `delay_choices` (default: the timing's
-    D), each weighted as often as it appears (reset draws uniformly from the sequence)."""
+    D), each weighted as often as it appears (reset draws uniformly from the sequence); in physics
+    steps with `steps_per_tick`."""
     choices = Counter(int(d) for d in (delay_choices or [timing.inference_ticks]))
     total = sum(choices.values())
     mixed: dict[int, float] = {}
     for d, weight in choices.items():
         for delay, share in shares(
-            twin_delays(task, timing, delay_calls, ticks, delay=d, episode_steps=episode_steps)
+            twin_delays(
+                task,
+                timing,
+                delay_calls,
+                ticks,
+                delay=d,
+                episode_steps=episode_steps,
+                offset_samples=offset_samples,
+                steps_per_tick=steps_per_tick,
+            )
         ).items():
             mixed[delay] = mixed.get(delay, 0.0) + share * weight / total
     return dict(sorted(mixed.items()))
@@ -418,7 +491,8 @@ def twin_setup(
         arch, depth, task, trained = info.arch, info.depth, info.task, dict(info.timing)
     delay_calls = observation_delay(arch, depth)
     names = {f.name for f in fields(Timing)}
-    if names - {"fallback"} <= set(trained):
+    required = {f.name for f in fields(Timing) if f.default is MISSING}
+    if required <= set(trained):
         timing = Timing(**{k: trained[k] for k in names if k in trained})
         choices = [int(d) for d in trained.get("delay_choices") or [timing.inference_ticks]]
         # The twin of this configuration: a delay the arbiter pins is the one live runs, whatever
@@ -520,9 +594,17 @@ def main(argv: list[str] | None = None) -> int:
         help="the twin's D (default: the checkpoint's training timing; without one, ceil(lead/P) of the "
         "live schedule)",
     )
+    ap.add_argument(
+        "--robot",
+        metavar="ROBOT.yaml",
+        help="the graph in robot mode drives this simulated robot (e.g. config/robot_hopper.yaml, "
+        "ros2_control-like), as `rt-rl launch --robot`",
+    )
     a = ap.parse_args(argv)
     if not Path(a.params).is_file():
         return _error(f"params file '{a.params}' not found")
+    if a.robot and not Path(a.robot).is_file():
+        return _error(f"robot params file '{a.robot}' not found")
     if a.repeat < 1 or a.duration <= 0 or a.twin_ticks < 1 or a.twin_episodes < 0:
         return _error("--repeat, --duration and --twin-ticks must be positive, --twin-episodes >= 0")
     if a.twin_delay is not None and a.twin_delay < 0:
@@ -553,6 +635,43 @@ def main(argv: list[str] | None = None) -> int:
         return _error(str(err).splitlines()[0])
     measured = [measure_run(r["probe"], period) for r in runs]
     text = report(measured, twin, setup, a, period, argv)
+    # the delay at the robot's actuation, in its update steps (physics steps here)
+    robot, offsets = {}, []
+    h = physics_step(setup.task)
+    per_tick = round(period / h)
+    for m, r in zip(measured, runs, strict=True):
+        steps, offs = live_robot_delays(
+            r["probe"]["ticks"], r["probe"].get("commands") or [], r["probe"].get("samples") or [], period, h
+        )
+        m["robot_steps"] = {"shares": shares(steps), "counts": dict(sorted(Counter(steps).items()))}
+        m["offset_ms"] = spread_numbers([1e3 * x for x in offs])
+        offsets += offs
+    if offsets:
+        twin_steps = twin_shares(
+            setup.task,
+            setup.timing,
+            setup.delay_calls,
+            a.twin_ticks,
+            delay_choices=setup.delay_choices,
+            episode_steps=setup.episode_steps,
+            offset_samples=offsets,
+            steps_per_tick=per_tick,
+        )
+        robot = {
+            "physics_step_ms": h * 1e3,
+            "twin_shares": twin_steps,
+            "max_difference": max_difference([m["robot_steps"]["shares"] for m in measured], twin_steps),
+        }
+        text += (
+            f"\n## Delay at the robot's actuation, in its {h * 1e3:g} ms update steps\n\n"
+            + delay_table([m["robot_steps"]["shares"] for m in measured], twin_steps, f"{h * 1e3:g} ms steps")
+            + "\nLive: for each actuated tick, the arrival of its command at an outside subscriber on the "
+            "command topic (beside the robot, same host), rounded up to the robot's update grid (the grid's "
+            "phase from the earliest phase of its joint-state stamps), minus the update of the sample the "
+            "action depends on. Twin: the same policy timing with each tick's command acting from the physics "
+            "step its offset falls in, offsets drawn from the live ones "
+            f"(tick to acting, min / median / max {spread_numbers([1e3 * x for x in offsets])} ms).\n"
+        )
     returns_text, returns = "", {}
     checkpoint = str(node_settings(params, WORKER).get("policy_checkpoint", "random"))
     if a.twin_episodes and checkpoint != "random":
@@ -560,7 +679,11 @@ def main(argv: list[str] | None = None) -> int:
 
         at = setup.delay_choices[0] if len(set(setup.delay_choices)) == 1 else None
         twin_returns = evaluate_checkpoint(
-            checkpoint, a.twin_episodes, delay=at, episode_steps=setup.episode_steps
+            checkpoint,
+            a.twin_episodes,
+            delay=at,
+            episode_steps=setup.episode_steps,
+            offset_samples=offsets or None,
         )["returns"]
         live_returns = [(r.get("sim") or {}).get("episode_returns") or [] for r in runs]
         returns_text, returns = return_table(live_returns, twin_returns)
@@ -588,6 +711,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": measured,
         "max_difference": max_difference([m["shares"] for m in measured], twin),
         "returns": returns,
+        "robot_actuation": robot,
     }
     out.with_suffix(".json").write_text(json.dumps(raw, indent=1))
     print(text)
@@ -595,6 +719,28 @@ def main(argv: list[str] | None = None) -> int:
 
 
 RUN_SEED_STRIDE = 1000  # run i resets its episodes from the params' seed + i * 1000
+
+
+def physics_step(task: str) -> float:
+    from rt_rl.core.mujoco_task import physics_timestep
+    from rt_rl.tasks import get_task
+
+    return physics_timestep(get_task(task))
+
+
+def spread_numbers(values: Sequence[float]) -> str:
+    """'min / median / max' to 0.01, or '-'."""
+    if not values:
+        return "-"
+    return f"{min(values):.2f} / {statistics.median(values):.2f} / {max(values):.2f}"
+
+
+def robot_topics(params: Mapping) -> tuple[str, str]:
+    """(command topic, joint-states topic) of a params file, its robot section's if it has one."""
+    robot = (params.get("robot") or {}).get("ros__parameters") or {}
+    command = robot.get("command_topic") or node_settings(params, "actuator_arbiter").get("command_topic")
+    joints = robot.get("joint_states_topic") or node_settings(params, "sensor_ingest").get("joint_states_topic")
+    return command or "/rt_rl/command", joints or "/joint_states"
 
 
 def run_params(params: dict, run: int) -> dict:
@@ -614,11 +760,21 @@ def live_runs(params: dict, a: argparse.Namespace) -> list[dict]:
     from rt_rl.bench.stagger import run_once
 
     workers = node_settings(params, GLOBAL).get("num_workers", 1)
+    robot = yaml.safe_load(Path(a.robot).read_text()) if getattr(a, "robot", None) else None
     runs = []
     with tempfile.TemporaryDirectory(prefix="rt_rl_bench_twin_") as tmp:
         for i in tqdm(range(a.repeat), desc="bench twin", unit="run"):
             try:
-                runs.append(run_once(run_params(params, i), workers, a.duration, Path(tmp) / f"run_{i}"))
+                runs.append(
+                    run_once(
+                        params if robot else run_params(params, i),
+                        workers,
+                        a.duration,
+                        Path(tmp) / f"run_{i}",
+                        robot=run_params(robot, i) if robot else None,
+                        robot_topics=robot_topics(params),
+                    )
+                )
             except RuntimeError as err:
                 tqdm.write(f"run {i}: {err}")
     return runs

@@ -75,3 +75,51 @@ class JointStateReader:
 def joint_state(env: gym.Env, task: TaskSpec) -> tuple[np.ndarray, np.ndarray]:
     """One-off read of the joint state (see JointStateReader for a loop)."""
     return JointStateReader(env, task)()
+
+
+class SubstepStepper:
+    """One task step (`frame_skip` physics steps) whose control may change at every physics step.
+
+    A ros2_control robot writes the newest command to its actuators at every controller update; a
+    command arriving mid-period acts from the next update, not from the next sensor sample. Gymnasium's
+    `env.step(action)` holds one action over all of its physics steps, so this replaces the env's
+    physics call (per instance) with one that asks `control(i)` for the control of physics step i just
+    before taking it. Everything else of the task's `step` (reward, termination, time limit) is the
+    task's own code.
+
+    The task charges its control cost on the action it was given; here that action is filled, after
+    the physics, with sqrt(mean_i ctrl_i**2) per actuator, so the cost is the time average of the
+    task's cost over the physics steps (equal to Gymnasium's when the control does not change).
+    """
+
+    def __init__(self, env: gym.Env) -> None:
+        self.env = env
+        self._u = env.unwrapped
+        self._control = None
+        self._u._step_mujoco_simulation = self._simulate  # an instance attribute shadows the method
+
+    @property
+    def physics_dt(self) -> float:
+        return float(self._u.model.opt.timestep)
+
+    def _simulate(self, ctrl: np.ndarray, n_frames: int) -> None:
+        model, data = self._u.model, self._u.data
+        if self._control is None:  # a plain env.step (reset's settling, a caller's own step)
+            data.ctrl[:] = ctrl
+            mujoco.mj_step(model, data, nstep=n_frames)
+        else:
+            squares = np.zeros(model.nu)
+            for i in range(n_frames):
+                data.ctrl[:] = self._control(i)
+                squares += np.square(data.ctrl)
+                mujoco.mj_step(model, data)
+            ctrl[:] = np.sqrt(squares / n_frames)
+        mujoco.mj_rnePostConstraint(model, data)  # as Gymnasium does after its physics
+
+    def step(self, control) -> tuple:
+        """env.step with `control(i)` -> ctrl of physics step i (0 .. frame_skip - 1)."""
+        self._control = control
+        try:
+            return self.env.step(np.zeros(self._u.model.nu))
+        finally:
+            self._control = None

@@ -47,9 +47,17 @@ def run_episodes(
     return returns
 
 
-def env_for_policy(policy: Policy, episode_steps: int | None = None, delay: int | None = None) -> TimingEnv:
+def env_for_policy(
+    policy: Policy,
+    episode_steps: int | None = None,
+    delay: int | None = None,
+    offset: Sequence[float] | None = None,
+    offset_jitter: float | None = None,
+    offset_samples: Sequence[float] | None = None,
+) -> TimingEnv:
     """The timing environment a checkpoint was trained for (its PolicyInfo.timing), every episode at
-    `delay` ticks if given (slot spacing unchanged)."""
+    `delay` ticks if given (slot spacing unchanged), and at the actuation `offset` (lo, hi) seconds and
+    `offset_jitter` if given (else the trained ones)."""
     info, t = policy.info, policy.info.timing
     if not t:
         raise ValueError("checkpoint has no timing: it was not trained by rt_rl.learning.train")
@@ -68,6 +76,9 @@ def env_for_policy(policy: Policy, episode_steps: int | None = None, delay: int 
         obs_std=info.obs_std,
         episode_steps=int(t.get("episode_steps", 1000)) if episode_steps is None else episode_steps,
         delay_choices=None if delay is None else [delay],
+        actuation_offset=t.get("actuation_offset", (0.0, 0.0)) if offset is None else offset,
+        offset_jitter=t.get("offset_jitter", 0.0) if offset_jitter is None else offset_jitter,
+        offset_samples=offset_samples,
     )
 
 
@@ -77,12 +88,15 @@ def evaluate_checkpoint(
     seed: int = 1000,
     delay: int | None = None,
     episode_steps: int | None = None,
+    offset: Sequence[float] | None = None,
+    offset_jitter: float | None = None,
+    offset_samples: Sequence[float] | None = None,
 ) -> dict:
     task = get_task(_peek_task(path))
     workers_info = load_policy(path, task)
     n = int(workers_info.info.timing.get("num_workers", 1))
     workers = [workers_info] + [load_policy(path, task) for _ in range(n - 1)]
-    env = env_for_policy(workers_info, episode_steps, delay)
+    env = env_for_policy(workers_info, episode_steps, delay, offset, offset_jitter, offset_samples)
 
     def reset() -> None:
         for w in workers:
@@ -96,6 +110,8 @@ def evaluate_checkpoint(
         "arch": workers_info.info.arch,
         "timing": workers_info.info.timing,
         "delay": env.D,
+        "actuation_offset": list(env.offset_range),
+        "offset_jitter": env.offset_jitter,
         "episode_steps": env.episode_steps,
         "episodes": episodes,
         "seed": seed,
@@ -120,14 +136,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=1000, help="first episode seed (episode i: seed + i)")
     p.add_argument("--delay", default="", help="ticks, or a comma list to tabulate (default: the nominal)")
     p.add_argument("--episode-steps", type=int, default=None, help="episode length (default: as trained)")
+    p.add_argument(
+        "--offset",
+        default="",
+        help="actuation offset, seconds from a tick to its command acting: 'x' or 'lo,hi' (default: as trained)",
+    )
+    p.add_argument("--offset-jitter", type=float, default=None, help="seconds per tick (default: as trained)")
     args = p.parse_args(argv)
     import torch
 
     torch.set_num_threads(1)  # shared machine: one core
     try:
         delays = [int(d) for d in args.delay.split(",") if d.strip()] or [None]
+        offset = [float(x) for x in args.offset.split(",") if x.strip()] or None
+        if offset is not None:
+            offset = (offset[0], offset[-1])
         results = [
-            evaluate_checkpoint(args.checkpoint, args.episodes, args.seed, d, args.episode_steps)
+            evaluate_checkpoint(
+                args.checkpoint, args.episodes, args.seed, d, args.episode_steps, offset, args.offset_jitter
+            )
             for d in delays
         ]
     except ValueError as err:

@@ -20,6 +20,19 @@ sequence (repeat a value to weight it) with the env's seeded RNG, or takes `opti
 the slot spacing s stays the nominal one of `inference_ticks` (starts are s >= 1 ticks apart and D is
 constant within an episode, so arrivals never collide). `info["delay"]` is the episode's D.
 
+Actuation on a robot (`actuation_offset`): a ros2_control robot writes the newest command to its
+actuators at every controller update (every physics step here), so the command of tick k acts from
+the first physics step after it arrives, not from a step boundary. Ticks are laid `a` seconds after
+the joint-state sample their slot's observation shows (the arbiter locks them there), and the command
+reaches the robot `L` seconds after its tick: it acts from physics step ceil((a + L) / h) of the
+tick's period (h the physics timestep), the previous command before it. `actuation_offset = (lo, hi)`
+draws a + L per episode uniformly (or `options={"offset": x}`), `offset_jitter` adds U[0, jitter) per
+tick (the transport's jitter); `offset_samples` (measured live) instead draws each tick's from those;
+all are clipped to one control period. (0, 0) is the instant
+actuation of a simulator that steps a whole period with the command it took at the period's start.
+The observation's history holds the commands of the ticks before its slot's tick: heard by the
+ingest, acted or acting on the robot when the state was sampled. `info["offset"]` is the episode's.
+
 Observations are built with `rt_rl.core.observation.ObservationBuilder` from the joint states the live
 sim publishes (same code as `sensor_ingest`): normalised raw task observation ++ the last k executed
 commands (what the actuator really applied, fallbacks included), in actuator units.
@@ -43,7 +56,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from rt_rl.core.mujoco_task import joint_state, make_env
+from rt_rl.core.mujoco_task import SubstepStepper, joint_state, make_env
 from rt_rl.core.observation import ObservationBuilder
 from rt_rl.core.schedule import make_schedule
 from rt_rl.tasks import TaskSpec, get_task
@@ -61,6 +74,8 @@ class Timing:
     inference_ticks: int  # D: ticks from a worker's start (its observation) to its action's actuation
     num_workers: int  # N
     fallback: str = "hold"
+    actuation_offset: tuple[float, float] = (0.0, 0.0)  # seconds, tick -> command acting, drawn per episode
+    offset_jitter: float = 0.0  # seconds, U[0, jitter) added per tick
 
     @property
     def control_steps(self) -> int:
@@ -104,6 +119,11 @@ def env_timestep(task: TaskSpec, frame_skip: int) -> float:
         env.close()
 
 
+def switch_control(before: np.ndarray, after: np.ndarray, at: int):
+    """control(i) of a task step whose command changes from `before` to `after` at physics step `at`."""
+    return lambda i: before if i < at else after
+
+
 class TimingEnv(gym.Env):
     """Simulated-time model of sim -> sensor_ingest -> N staggered workers -> arbiter (see module doc)."""
 
@@ -123,6 +143,9 @@ class TimingEnv(gym.Env):
         obs_std: Sequence[float] | None = None,
         episode_steps: int = 1000,
         delay_choices: Sequence[int] | None = None,
+        actuation_offset: Sequence[float] = (0.0, 0.0),
+        offset_jitter: float = 0.0,
+        offset_samples: Sequence[float] | None = None,
     ) -> None:
         if fallback not in FALLBACKS:
             raise ValueError(f"fallback must be one of {FALLBACKS}, got '{fallback}'")
@@ -145,6 +168,17 @@ class TimingEnv(gym.Env):
         if any(d < 0 for d in self.delay_choices):
             raise ValueError(f"delay_choices must be >= 0, got {list(self.delay_choices)}")
         self.fallback = fallback
+        lo, hi = (float(x) for x in actuation_offset)
+        if not 0.0 <= lo <= hi or offset_jitter < 0:
+            raise ValueError(f"actuation_offset needs 0 <= lo <= hi and jitter >= 0, got {actuation_offset}")
+        self.offset_range, self.offset_jitter = (lo, hi), float(offset_jitter)
+        self.offset = lo  # this episode's (drawn at reset)
+        # measured live: each tick's offset drawn from these (replaces the range and the jitter)
+        self.offset_samples = np.asarray(offset_samples, dtype=np.float64) if offset_samples is not None else None
+        if self.offset_samples is not None and (not len(self.offset_samples) or np.any(self.offset_samples < 0)):
+            raise ValueError("offset_samples must be a non-empty list of seconds >= 0")
+        self.stepper = SubstepStepper(self.env)
+        self.physics_dt = self.stepper.physics_dt
         self.timing = Timing(
             control_period=self.m * self.dt,
             sensor_period=self.dt,
@@ -152,6 +186,8 @@ class TimingEnv(gym.Env):
             inference_ticks=self.D,
             num_workers=self.N,
             fallback=fallback,
+            actuation_offset=self.offset_range,
+            offset_jitter=self.offset_jitter,
         )
         self.builder = ObservationBuilder(self.spec_task, history_length, obs_mean, obs_std)
         t = self.spec_task
@@ -178,7 +214,7 @@ class TimingEnv(gym.Env):
         return self.slot % self.N
 
     def _info(self) -> dict[str, Any]:
-        return {"worker": self.worker, "tick": self.tick, "delay": self.D}
+        return {"worker": self.worker, "tick": self.tick, "delay": self.D, "offset": self.offset}
 
     def trained_timing(self) -> dict[str, Any]:
         """`timing` plus what varies or ends an episode: the record stored in a checkpoint."""
@@ -186,6 +222,7 @@ class TimingEnv(gym.Env):
             "delay_choices": list(self.delay_choices or (self.timing.inference_ticks,)),
             "episode_steps": self.episode_steps,
             "episode_seconds": self.episode_steps * self.dt,
+            "physics_dt": self.physics_dt,
         }
 
     # ----- gymnasium API -----
@@ -200,6 +237,11 @@ class TimingEnv(gym.Env):
             self.D = int(self.np_random.choice(self.delay_choices))
         else:
             self.D = self.timing.inference_ticks
+        lo, hi = self.offset_range
+        if options and "offset" in options:
+            self.offset = float(options["offset"])
+        else:
+            self.offset = lo if hi == lo else float(self.np_random.uniform(lo, hi))
         self.builder.reset()
         self._pending.clear()
         self._last_command = np.zeros(self.spec_task.action_dim)  # the actuator starts at zero
@@ -224,8 +266,17 @@ class TimingEnv(gym.Env):
             else:
                 applied = np.zeros(t.action_dim)
             reward = 0.0
-            for _ in range(self.m):
-                _, r, terminated, truncated, _ = self.env.step(applied)
+            previous, acts_from = self._last_command, self._acting_step()
+            for j in range(self.m):
+                first = j * self.frame_skip  # this env step's first physics step within the tick
+                if acts_from <= first or np.array_equal(previous, applied):
+                    _, r, terminated, truncated, _ = self.env.step(applied)
+                elif acts_from >= first + self.frame_skip:
+                    _, r, terminated, truncated, _ = self.env.step(previous)
+                else:
+                    _, r, terminated, truncated, _ = self.stepper.step(
+                        switch_control(previous, applied, acts_from - first)
+                    )
                 reward += float(r)
                 if terminated or truncated:
                     break
@@ -237,6 +288,7 @@ class TimingEnv(gym.Env):
                     "obs": obs_before,
                     "command": applied.copy(),
                     "fresh": fresh is not None,
+                    "acts_from": acts_from,  # physics step of the period the command acts from
                     "reward": reward,
                     "next_obs": self._obs,
                     "terminated": terminated,
@@ -251,6 +303,17 @@ class TimingEnv(gym.Env):
         info = self._info()
         info["ticks"] = ticks
         return self._obs.copy(), total, terminated, truncated, info
+
+    def _acting_step(self) -> int:
+        """The physics step of this tick's period from which its command acts (0: the whole period)."""
+        if self.offset_samples is not None:
+            offset = float(self.offset_samples[self.np_random.integers(len(self.offset_samples))])
+        else:
+            offset = self.offset
+        if self.offset_samples is None and self.offset_jitter > 0:
+            offset += float(self.np_random.uniform(0.0, self.offset_jitter))
+        steps = self.m * self.frame_skip
+        return min(steps, max(0, math.ceil(offset / self.physics_dt - 1e-9)))
 
     def close(self) -> None:
         self.env.close()

@@ -85,6 +85,8 @@ class SACConfig:
     frame_skip: int = 0  # physics steps per env step; 0 = the task's default
     fallback: str = "hold"  # command applied at ticks with no fresh action: hold | zero
     episode_steps: int = 1000  # episode time limit in env steps (Gymnasium default)
+    actuation_offset: str = "0"  # s from a tick to its command acting on the robot: "x" or "lo,hi" per episode
+    offset_jitter: float = 0.0  # s, U[0, jitter) added to the offset at every tick (transport jitter)
     # SAC
     total_ticks: int = 100_000  # environment ticks (= replay rows = gradient steps after warm-up)
     learning_starts: int = 5_000  # random-action warm-up ticks (paper: 10k; smaller fits this machine)
@@ -123,6 +125,22 @@ class SACConfig:
         if any(d < 0 for d in out):
             raise ValueError(f"--delay-choices must be >= 0, got '{self.delay_choices}'")
         return out
+
+    @property
+    def offset_range(self) -> tuple[float, float]:
+        """(lo, hi) seconds of the per-episode actuation offset (timing_env)."""
+        try:
+            values = [float(x) for x in self.actuation_offset.split(",") if x.strip()]
+        except ValueError:
+            values = []
+        if len(values) not in (1, 2) or min(values) < 0:
+            raise ValueError(f"--actuation-offset must be 'x' or 'lo,hi' seconds >= 0, got '{self.actuation_offset}'")
+        return (values[0], values[-1])
+
+    @property
+    def offset_varies(self) -> bool:
+        lo, hi = self.offset_range
+        return hi > lo or self.offset_jitter > 0
 
     @property
     def delays(self) -> tuple[int, ...]:
@@ -200,10 +218,12 @@ class TickReplay:
         self.term = np.zeros(capacity, np.float32)
         self.ep_start = np.zeros(capacity, np.int64)  # absolute first row of each row's episode
         self.delay = np.zeros(capacity, np.int64)  # D of each row's episode
+        self.offset = np.zeros(capacity, np.float32)  # actuation offset of each row's episode (s)
         self.has_next = np.zeros(capacity, bool)
         self.n = 0  # rows written
         self._start = 0
         self._delay = 0
+        self._offset = 0.0
 
     def __len__(self) -> int:
         return min(self.n, self.capacity)
@@ -214,10 +234,11 @@ class TickReplay:
     def _write(self, obs: np.ndarray) -> None:
         i = self.n % self.capacity
         self.obs[i], self.ep_start[i], self.delay[i], self.has_next[i] = obs, self._start, self._delay, False
+        self.offset[i] = self._offset
         self.n += 1
 
-    def start_episode(self, obs: np.ndarray, delay: int = 0) -> None:
-        self._start, self._delay = self.n, delay
+    def start_episode(self, obs: np.ndarray, delay: int = 0, offset: float = 0.0) -> None:
+        self._start, self._delay, self._offset = self.n, delay, offset
         self._write(obs)
 
     def add_tick(
@@ -242,11 +263,12 @@ class TickReplay:
 
     def state(self) -> dict:
         idx = self.slot(np.arange(self.n - len(self), self.n))
-        keys = ("obs", "cmd", "dec", "rew", "term", "ep_start", "delay", "has_next")
+        keys = ("obs", "cmd", "dec", "rew", "term", "ep_start", "delay", "offset", "has_next")
         return {k: getattr(self, k)[idx].copy() for k in keys} | {
             "n": self.n,
             "start": self._start,
             "cur_delay": self._delay,
+            "cur_offset": self._offset,
         }
 
     @classmethod
@@ -256,24 +278,31 @@ class TickReplay:
         if "has_next" not in s:  # resume.pt written before the ring: rows 0..n-1 and a valid list
             s = dict(s, has_next=np.isin(np.arange(n), s["valid"]), start=int(s["ep_start"][n - 1]))
             s["delay"] = np.zeros(n, np.int64)
+        if "offset" not in s:  # resume.pt written before the actuation offset
+            s = dict(s, offset=np.zeros(len(s["obs"]), np.float32))
         keep = min(capacity, len(s["obs"]))
         idx = r.slot(np.arange(n - keep, n))
-        for k in ("obs", "cmd", "dec", "rew", "term", "ep_start", "delay", "has_next"):
+        for k in ("obs", "cmd", "dec", "rew", "term", "ep_start", "delay", "offset", "has_next"):
             getattr(r, k)[idx] = s[k][len(s[k]) - keep :]
         r.n, r._start, r._delay = n, int(s["start"]), int(s.get("cur_delay", 0))
+        r._offset = float(s.get("cur_offset", 0.0))
         return r
 
 
 class SAC:
     """Networks, optimisers and one gradient step."""
 
-    def __init__(self, cfg: SACConfig, input_dim: int, act_dim: int, stride: int) -> None:
+    def __init__(
+        self, cfg: SACConfig, input_dim: int, act_dim: int, stride: int, control_period: float = 1.0
+    ) -> None:
         self.cfg, self.act_dim, self.stride = cfg, act_dim, stride
+        self.control_period = control_period
         self.actor: LayeredActor = build_network(cfg.arch, input_dim, act_dim, cfg.hidden, cfg.depth)
         self.delays = np.array(cfg.delays)
         self.d_max = int(self.delays.max())
         n_onehot = len(self.delays) if len(self.delays) > 1 else 0  # the critic is told D when it varies
-        critic_in = input_dim + self.d_max * act_dim + n_onehot
+        # the critic is told the episode's actuation offset (in periods) when it varies
+        critic_in = input_dim + self.d_max * act_dim + n_onehot + int(cfg.offset_varies)
         self.q1, self.q2, self.q1_t, self.q2_t = (
             Critic(critic_in, act_dim, cfg.critic_hidden) for _ in range(4)
         )
@@ -336,6 +365,8 @@ class SAC:
         parts = [rb.obs[rb.slot(base)], pend.reshape(len(base), -1)]
         if varies:
             parts.append((d == self.delays[None, :]).astype(np.float32))
+        if self.cfg.offset_varies:
+            parts.append((rb.offset[rb.slot(base)][:, None] / self.control_period).astype(np.float32))
         return torch.from_numpy(np.concatenate(parts, 1)), torch.from_numpy(rb.dec[rb.slot(base)])
 
     def update(self, rb: TickReplay, rng: np.random.Generator) -> dict[str, float]:
@@ -399,6 +430,8 @@ def make_env(cfg: SACConfig, delay_choices: Sequence[int] | None = None) -> Timi
         history_length=cfg.history,
         episode_steps=cfg.episode_steps,
         delay_choices=cfg.delay_list if delay_choices is None else delay_choices,
+        actuation_offset=cfg.offset_range,
+        offset_jitter=cfg.offset_jitter,
     )
 
 
@@ -414,7 +447,9 @@ class Trainer:
         self.scale = (t.action_high - t.action_low) / 2.0
         self.offset = (t.action_high + t.action_low) / 2.0
         self.input_dim = self.env.builder.size
-        self.sac = SAC(cfg, self.input_dim, t.action_dim, self.env.timing.worker_stride)
+        self.sac = SAC(
+            cfg, self.input_dim, t.action_dim, self.env.timing.worker_stride, self.env.timing.control_period
+        )
         self.rb = TickReplay(self.input_dim, t.action_dim, cfg.buffer_size)
         self.tick = 0
         self.episode = 0
@@ -437,6 +472,7 @@ class Trainer:
             obs_std=[float(x) for x in self.env.builder.std],
             timing=self.env.trained_timing(),
             version=f"{cfg.task}-{cfg.arch}-D{'-'.join(map(str, cfg.delays))}N{cfg.workers}"
+            f"{'-robot' if cfg.offset_varies or cfg.offset_range[0] > 0 else ''}"
             f"-s{cfg.seed}-t{self.tick}",
         )
 
@@ -475,7 +511,11 @@ class Trainer:
             "control_steps",
             "frame_skip",
             "fallback",
+            "actuation_offset",
+            "offset_jitter",
         ):
+            if key not in saved and key in ("actuation_offset", "offset_jitter"):
+                saved[key] = SACConfig.__dataclass_fields__[key].default  # a run from before the offset
             if saved.get(key, "") != getattr(self.cfg, key):
                 raise ValueError(
                     f"--resume: {key} is {getattr(self.cfg, key)!r}, the run used {saved.get(key, '')!r}"
@@ -552,7 +592,7 @@ class Trainer:
         actor, act_dim = self.sac.actor, self.env.spec_task.action_dim
         t0 = time.monotonic()
         obs, info = self.env.reset(seed=cfg.seed * 100_003 + self.episode)
-        self.rb.start_episode(obs, info["delay"])
+        self.rb.start_episode(obs, info["delay"], info["offset"])
         states = [actor.initial_state(1) for _ in range(cfg.workers)]
         ep_return, ep_len, stats = 0.0, 0, {}
         next_eval = (self.tick // cfg.eval_every + 1) * cfg.eval_every
@@ -585,7 +625,7 @@ class Trainer:
                 self.episode += 1
                 ep_return, ep_len = 0.0, 0
                 obs, info = self.env.reset(seed=cfg.seed * 100_003 + self.episode)
-                self.rb.start_episode(obs, info["delay"])
+                self.rb.start_episode(obs, info["delay"], info["offset"])
                 states = [actor.initial_state(1) for _ in range(cfg.workers)]
             if self.tick >= next_eval or self.tick >= cfg.total_ticks:
                 next_eval += cfg.eval_every

@@ -6,6 +6,12 @@ applies the observation normalisation stored with the policy, appends the last k
 JointState it was built from. The vector is built by `rt_rl.core.observation.ObservationBuilder`, the
 same code the training environment uses.
 
+Episodes: in simulation from the latched episode-end topic; on a robot (which has none) from its
+resets, seen as a jump in the joint state that its own velocities do not explain (`reset_jump`,
+`rt_rl.core.robot.ResetDetector`). Either starts a new episode: the history restarts at zeros and the
+observation carries the new episode number, on which the workers reset their pipelines and the
+arbiter rejects actions of the old episode.
+
 Observations are sent only as often as someone uses them: once the arbiter's schedule is known, one
 observation `observation_lead` seconds before each worker slot starts (the worker takes the newest one
 at its slot); before that, at `unscheduled_rate_hz`. Each goes out on the observation topic (recorders,
@@ -19,11 +25,12 @@ from __future__ import annotations
 
 import time
 
-from rt_rl_interfaces.msg import Observation
+from rt_rl_interfaces.msg import Observation, Reward
 from sensor_msgs.msg import JointState
 
 from rt_rl.core.arbiter import episode_after
 from rt_rl.core.observation import JointPicker, ObservationBuilder
+from rt_rl.core.robot import ResetDetector
 from rt_rl.core.schedule import GridTimeline
 from rt_rl.graph import SENSOR, worker_observation_topic
 from rt_rl.nodes.common import (
@@ -53,6 +60,14 @@ PARAMS = (
     Param("num_workers", 1, "workers to send observations to before the schedule names them", 1, 1024),
     Param("observation_lead", 0.001, "seconds before a worker's slot its observation is sent", 0.0, 0.1),
     Param("unscheduled_rate_hz", 100.0, "observation rate before the first schedule", 1.0, 10000.0),
+    Param(
+        "reset_jump",
+        0.0,
+        "a robot reset: a joint moved this much (rad or m) more than its velocities explain; 0 = off "
+        "(use the episode-end topic)",
+        0.0,
+        1e6,
+    ),
     topic_param("joint_states", "input"),
     topic_param("command", "input, for the history"),
     topic_param("episode_end", "input, optional on a robot"),
@@ -85,6 +100,11 @@ class SensorIngest(RtNode):
                 f"parameter 'joint_names' needs {len(task.joint_names)} names for {task.gym_id}"
             )
         self.pick_joints = JointPicker(self.joint_names)
+        self.resets = ResetDetector(p["reset_jump"]) if p["reset_jump"] > 0 else None
+        self.resets_seen = 0
+        # a robot has no episode topic: the ingest, which sees its resets, publishes the boundary (the
+        # arbiter then zeroes the held command and rejects the old episode's actions in flight)
+        self.episode_end_pub = self.publisher("episode_end", p) if self.resets is not None else None
         self.priority = p["realtime_priority"]
         self.lead = p["observation_lead"]
         self.unscheduled_period = 1.0 / p["unscheduled_rate_hz"]
@@ -103,6 +123,9 @@ class SensorIngest(RtNode):
         self._next_worker: int | None = None  # owner of the slot being built for; None: every worker
         self._slot_start = to_time_msg(0.0)  # that slot's start (0: before the schedule, any slot)
         self.joint_states = self.reader("joint_states", p, SENSOR)
+        self.joint_states_topic = p["joint_states_topic"]
+        self.joint_state_problem: str | None = None  # why no observation is built (the launcher says it)
+        self._started = time.monotonic()
         # every command since the last build (several control ticks pass between slots when N*P < T)
         self.commands = self.reader("command", p, SENSOR.with_depth(64))
         self.episode_ends = self.reader("episode_end", p)
@@ -154,6 +177,7 @@ class SensorIngest(RtNode):
         joint_state = self.joint_states.take_newest()
         if joint_state is not None:
             self._last_joint_state = joint_state
+            self._fresh_joint_state = True
         elif self._last_joint_state is None:
             return
         else:
@@ -163,9 +187,18 @@ class SensorIngest(RtNode):
             pos, vel = self.pick_joints(js.name, js.position, js.velocity)
         except (KeyError, ValueError) as err:
             self.bad_joint_states += 1
+            self.joint_state_problem = f"joint state on '{self.joint_states_topic}' refused: {err}"
             self._last_joint_state = None
             self.get_logger().warning(f"joint state ignored: {err}", throttle_duration_sec=5.0)
             return
+        if self._fresh_joint_state and self.resets is not None:
+            stamp = js.header.stamp.sec + js.header.stamp.nanosec * 1e-9
+            if self.resets.update(stamp, pos, vel):
+                self.resets_seen += 1
+                self._publish_boundary(js.header.stamp)
+                self.episode += 1
+                self.builder.reset()  # the history of the old episode does not carry over
+        self._fresh_joint_state = False
         msg = self._msg
         msg.seq = self.seq
         msg.episode = self.episode
@@ -183,12 +216,24 @@ class SensorIngest(RtNode):
             pub.publish(msg)
         self.pub.publish(msg)
 
+    def _publish_boundary(self, stamp) -> None:
+        """The episode that ended, as the simulator would have said it (truncated: not a task end)."""
+        msg = Reward(episode=self.episode, truncated=True)
+        msg.header.stamp = stamp
+        self.episode_end_pub.publish(msg)
+
     def status(self) -> tuple[str, dict]:
+        problem = self.joint_state_problem
+        if problem is None and self._last_joint_state is None and time.monotonic() - self._started > 5.0:
+            count = self.count_publishers(self.joint_states_topic)
+            problem = f"no joint state on '{self.joint_states_topic}' ({count} publisher(s))"
         values = {
             "observations": self.seq,
             "episode": self.episode,
             "bad_joint_states": self.bad_joint_states,
             "repeated_samples": self.repeated_samples,
+            "resets_seen": self.resets_seen,
+            "problem": problem if self.seq == 0 else None,
             "observation_size": self.builder.size,
             "schedule_revision": self.timeline.current.revision if self.timeline.current else 0,
         }

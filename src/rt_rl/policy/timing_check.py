@@ -63,19 +63,30 @@ def configured_differences(trained: Mapping[str, Any], params: Mapping[str, Any]
     """One line per way a params file (ROS 2 layout: node -> ros__parameters, '/**' for all) sets up
     a timing other than `trained`; the launcher prints them at start, before anything runs."""
 
+    robot = "robot" in params  # robot mode: the robot's rates are its own, its episodes have no limit
     sim = SIM_DEFAULTS | node_settings(params, "mujoco_sim")
     arbiter = ARBITER_DEFAULTS | node_settings(params, "actuator_arbiter")
+    if robot:
+        section = params["robot"].get("ros__parameters") or {}
+        sim = {"sensor_rate_hz": section.get("sensor_rate_hz", arbiter.get("sensor_rate_hz") or 0)}
     out = []
     period = trained.get("control_period")
     live_period = 1.0 / float(arbiter["control_rate_hz"])
     if period is not None and not math.isclose(period, live_period, rel_tol=1e-6):
         out.append(f"control period {live_period * 1e3:g} ms configured, {period * 1e3:g} ms trained")
     sensor = trained.get("sensor_period")
-    live_sensor = 1.0 / float(sim["sensor_rate_hz"])
-    if sensor is not None and not math.isclose(sensor, live_sensor, rel_tol=1e-6):
+    live_sensor = 1.0 / float(sim["sensor_rate_hz"]) if float(sim["sensor_rate_hz"] or 0) > 0 else None
+    if sensor is not None and live_sensor and not math.isclose(sensor, live_sensor, rel_tol=1e-6):
         out.append(f"sensor period {live_sensor * 1e3:g} ms configured, {sensor * 1e3:g} ms trained")
+    lo, hi = trained.get("actuation_offset") or (0.0, 0.0)
+    offset = float(arbiter.get("sensor_offset") or 0.0)
+    if float(arbiter.get("sensor_rate_hz") or 0) > 0 and not lo <= offset <= hi and (robot or hi > 0):
+        out.append(
+            f"ticks {offset * 1e3:g} ms after the samples (sensor_offset): commands act from then on, "
+            f"trained for {lo * 1e3:g}-{hi * 1e3:g} ms"
+        )
     seconds = trained.get("episode_seconds")
-    if seconds is not None and not math.isclose(seconds, float(sim["episode_seconds"]), rel_tol=1e-6):
+    if not robot and seconds is not None and not math.isclose(seconds, float(sim["episode_seconds"]), rel_tol=1e-6):
         out.append(f"episodes of {float(sim['episode_seconds']):g} s configured, {seconds:g} s trained")
     workers = trained.get("num_workers")
     live_workers = arbiter.get("num_workers")
