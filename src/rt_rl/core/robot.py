@@ -14,6 +14,7 @@ Three small pieces, shared by the simulator's robot-like behaviour and the graph
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -112,3 +113,44 @@ class ResetDetector:
             return False
         self.residual = float(np.max(np.abs(q - q0 - 0.5 * dt * (v0 + v))))
         return self.residual > self.jump
+
+
+class RobotTrace:
+    """What a simulated robot did, physics step by physics step, from its first reset: each command
+    it applied (recorded when it changes) and the joint state at the start of every step. Enough to
+    replay the robot's actuation in simulated time and compare (tests/test_robot_actuation.py)."""
+
+    def __init__(self, task: str, seed: int, frame_skip: int, episode_seconds: float, physics_dt: float) -> None:
+        self.meta = {
+            "task": task,
+            "seed": seed,
+            "frame_skip": frame_skip,
+            "episode_seconds": episode_seconds,
+            "physics_dt": physics_dt,
+        }
+        self.commands: list[list[float]] = []  # [step, *command] where the applied command changes
+        self.states: list[list[float]] = []  # [step, *positions, *velocities] at each step's start
+        self._last: tuple[float, ...] | None = None
+
+    def step(self, n: int, command: np.ndarray, positions: np.ndarray, velocities: np.ndarray) -> None:
+        c = tuple(float(x) for x in command)
+        if c != self._last:
+            self.commands.append([n, *c])
+            self._last = c
+        self.states.append([n, *map(float, positions), *map(float, velocities)])
+
+    def write(self, path: str) -> None:
+        with open(path, "w") as f:
+            json.dump({**self.meta, "commands": self.commands, "states": self.states}, f)
+
+
+def command_at(commands: Sequence[Sequence[float]], step: int) -> list[float]:
+    """The command a trace's robot applied at physics step `step` (its last change at or before it)."""
+    current = None
+    for c in commands:
+        if c[0] > step:
+            break
+        current = c[1:]
+    if current is None:
+        raise ValueError(f"no command applied by step {step}")
+    return list(current)

@@ -29,7 +29,7 @@ from sensor_msgs.msg import JointState
 
 from rt_rl.core.mujoco_task import JointStateReader, SubstepStepper, frame_skip_for_rate, make_env
 from rt_rl.core.pacer import Pacer
-from rt_rl.core.robot import JointLayout, UpdateGrid
+from rt_rl.core.robot import JointLayout, RobotTrace, UpdateGrid
 from rt_rl.graph import SENSOR, TOPICS
 from rt_rl.nodes.common import (
     REALTIME_PRIORITY,
@@ -56,6 +56,8 @@ PARAMS = (
     Param("extra_joints", [""], "joints published beside the task's (at 0), as a robot has more"),
     Param("joint_states_reliability", "reliable", "QoS of the joint states", choices=("reliable", "best_effort")),
     Param("publish_episodes", True, "publish rewards and episode ends (a real robot publishes neither)"),
+    Param("trace_path", "", "write a trace of the first episode here (commands applied and states, per step)"),
+    Param("trace_seconds", 5.0, "longest trace (simulated seconds)", 0.0, 600.0),
     Param("episode_seconds", 8.0, "episode time limit in simulated seconds", 0.01, 1e6),
     Param("seed", 0, "seed of the first episode reset", 0, 2**31 - 1),
     Param(
@@ -98,6 +100,13 @@ class MujocoSim(RtNode):
         except ValueError as err:
             raise ConfigError(str(err)) from None
         self.publish_episodes = p["publish_episodes"]
+        # the robot's actuation, recorded for tests against the twin (RobotTrace); off by default
+        self.trace = (
+            RobotTrace(self.task.gym_id, p["seed"], frame_skip, p["episode_seconds"], self.h)
+            if p["trace_path"]
+            else None
+        )
+        self._trace_path, self._trace_steps = p["trace_path"], round(p["trace_seconds"] / self.h)
         self.physics_steps = 0
         self.priority = p["realtime_priority"]
         self.read_joints = JointStateReader(self.env, self.task)
@@ -167,7 +176,10 @@ class MujocoSim(RtNode):
                 self._episode_start = now
                 self.episode += 1
                 self.step_in_episode, self.episode_return = 0, 0.0
+                self._finish_trace()
                 self.env.reset()  # the robot is set up again: the next joint state shows it
+            elif self.trace is not None and self.physics_steps >= self._trace_steps:
+                self._finish_trace()
 
     def _physics_step(self, _: int) -> np.ndarray:
         """At the wall time physics step n starts: publish the state (it shows this moment) if a sample
@@ -179,7 +191,16 @@ class MujocoSim(RtNode):
             self._publish_state()
         if self.grid.takes_command(n):
             self._take_command()
+        if self.trace is not None:
+            self.trace.step(n, self._command, *self.read_joints())
         return self._command
+
+    def _finish_trace(self) -> None:
+        """Write the trace once (from the physics thread: a test and diagnostic feature)."""
+        if self.trace is not None:
+            self.trace.write(self._trace_path)
+            self.get_logger().info(f"trace of {self.physics_steps} physics steps written to {self._trace_path}")
+            self.trace = None
 
     def _publish_state(self) -> None:
         pos, vel = self.read_joints()
