@@ -141,3 +141,22 @@ def test_the_twins_actuation_replays_a_recorded_robot_trace_step_for_step(ros_en
     assert max(changes_per_period) <= 1, "two commands acted inside one period"
     assert worst <= 1e-9, f"replay differs from the robot by {worst}"
     assert math.isfinite(worst)
+
+
+@pytest.mark.graph
+def test_robot_mode_sees_each_robot_reset_and_restarts_the_policy_state(ros_env, tmp_path):
+    """No episode topic: the robot falls and is reset; the ingest sees each reset in the joint state,
+    starts a new episode (history zeroed), the workers reset their pipelines and the arbiter rejects
+    the old episode's actions in flight."""
+    graph, robot = tmp_path / "graph.yaml", tmp_path / "robot.yaml"
+    graph.write_text(ROBOT_GRAPH)
+    text = robot_profile(str(tmp_path / "trace.json")).replace("\n    terminate_when_unhealthy: false", "")
+    robot.write_text(text)
+    proc = run_cli(["launch", str(graph), "--robot", str(robot), "--duration", "5", "--run-dir", str(tmp_path / "run")], ros_env)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    s = json.loads((tmp_path / "run" / "summary.json").read_text())
+    falls = s["sim"]["episodes_since_start"]
+    assert falls >= 3  # a random policy falls within a second or two
+    assert s["ingest"]["resets_seen"] in (falls - 1, falls)  # the last reset may come after the last build
+    assert s["ingest"]["episode"] == s["ingest"]["resets_seen"]
+    assert s["workers"][0]["pipeline_resets"] >= s["ingest"]["resets_seen"]

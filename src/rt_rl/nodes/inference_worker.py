@@ -223,6 +223,7 @@ class InferenceWorker(RtNode):
         self._ended = self._woke = self._turnaround = self._wake_part = 0.0
         self._prepared: tuple | None = None  # the next slot, found during the synthetic latency
         self.bad_observations = 0
+        self.pipeline_resets = 0  # episodes started (a simulator's reset, a robot's seen by the ingest)
         self.compute_times = Ring(1024)
         self.observation_waits = Ring(1024)  # seconds each slot waited for its observation
         self.compute_ms = warm_up(self.policy, info.input_dim)
@@ -453,6 +454,7 @@ class InferenceWorker(RtNode):
                 self._go_live(switch)  # both pipelines restart empty here: no shadow calls needed
             candidate = self.swap.pending
         if new_episode:  # the pipeline's activations belong to the old episode
+            self.pipeline_resets += 1
             self.policy.reset()
             self.provenance.reset()
             self._episode = obs.episode
@@ -508,6 +510,7 @@ class InferenceWorker(RtNode):
             "inferences": self.inferences,
             "published": self.published,
             "pipeline_filling": self.filling,
+            "pipeline_resets": self.pipeline_resets,
             "observation_delay_calls": self.delay_calls,
             "missing_observations": self.missing_observations,
             "leftover_observations": self.leftover_observations,
