@@ -44,7 +44,7 @@ def test_an_offset_delays_each_command_by_whole_physics_steps_inside_its_period(
     previous = np.zeros(3)
     for _ in range(30):
         a = rng.uniform(-1, 1, 3)
-        obs, _, term, _, info = env.step(a)
+        _, _, term, _, info = env.step(a)
         assert info["ticks"][0]["acts_from"] == 3
         stepper.step(switch_control(previous, a, 3))
         previous = a

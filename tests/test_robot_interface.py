@@ -21,7 +21,7 @@ def test_update_grid_publishes_at_its_own_phase_and_takes_commands_every_update(
 def test_update_grid_refuses_rates_that_are_not_whole_physics_steps():
     with pytest.raises(ValueError, match="joint-state period 3 ms is not a whole number of 2 ms"):
         UpdateGrid.from_rates(0.002, 1000 / 3, 0.0, 500.0)
-    with pytest.raises(ValueError, match="sensor_phase 0.001 s"):
+    with pytest.raises(ValueError, match=r"sensor_phase 0\.001 s"):
         UpdateGrid.from_rates(0.002, 100.0, 0.001, 500.0)
 
 
