@@ -47,6 +47,7 @@ from __future__ import annotations
 import argparse
 import bisect
 import copy
+import itertools
 import json
 import math
 import os
@@ -645,6 +646,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         m["robot_steps"] = {"shares": shares(steps), "counts": dict(sorted(Counter(steps).items()))}
         m["offset_ms"] = spread_numbers([1e3 * x for x in offs])
+        m["command_interarrival_ms"] = interarrival_ms(r["probe"].get("commands") or [], r["probe"]["ticks"])
         offsets += offs
     if offsets:
         twin_steps = twin_shares(
@@ -662,6 +664,16 @@ def main(argv: list[str] | None = None) -> int:
             "twin_shares": twin_steps,
             "max_difference": max_difference([m["robot_steps"]["shares"] for m in measured], twin_steps),
         }
+        text += (
+            "\n## Commands at the robot\n\n| run | command inter-arrival p50 / p99 / max (ms) |\n|---:|---|\n"
+            + "".join(
+                f"| {i} | {' / '.join(f'{v:.2f}' for v in m['command_interarrival_ms'])} |\n"
+                for i, m in enumerate(measured)
+                if m.get("command_interarrival_ms")
+            )
+            + "\nArrival times of the command topic's messages at an outside rclpy subscriber (normal priority, "
+            "wall clock taken in its callback), inside the arbiter's measurement window.\n"
+        )
         text += (
             f"\n## Delay at the robot's actuation, in its {h * 1e3:g} ms update steps\n\n"
             + delay_table([m["robot_steps"]["shares"] for m in measured], twin_steps, f"{h * 1e3:g} ms steps")
@@ -726,6 +738,18 @@ def physics_step(task: str) -> float:
     from rt_rl.tasks import get_task
 
     return physics_timestep(get_task(task))
+
+
+def interarrival_ms(commands: Sequence[Sequence[float]], ticks: Sequence[Sequence]) -> list[float] | None:
+    """p50 / p99 / max of the gaps between command arrivals inside the arbiter's window (ms)."""
+    window = [r[0] for r in ticks if r[2]]
+    if not window or len(commands) < 3:
+        return None
+    times = [c[0] for c in commands if window[0] <= c[0] <= window[-1] + 0.05]
+    gaps = sorted(1e3 * (b - a) for a, b in itertools.pairwise(times))
+    if not gaps:
+        return None
+    return [statistics.median(gaps), gaps[min(len(gaps) - 1, math.ceil(0.99 * len(gaps)) - 1)], gaps[-1]]
 
 
 def spread_numbers(values: Sequence[float]) -> str:
