@@ -1,4 +1,4 @@
-"""The realtime Fast DDS profile really puts the shared-memory receive threads at SCHED_FIFO 50."""
+"""The realtime Fast DDS profile really puts the shared-memory receive threads at SCHED_FIFO 40."""
 
 import json
 import subprocess
@@ -42,7 +42,7 @@ def test_realtime_profile_receives_shared_memory_at_sched_fifo(ros_env):
     shm = {
         name: sp for name, sp in realtime.items() if name.startswith("dds.shm.") and name != "dds.shm.wdog"
     }
-    assert shm and all(sp == [1, 50] for sp in shm.values()), realtime  # 1: SCHED_FIFO
+    assert shm and all(sp == [1, 40] for sp in shm.values()), realtime  # 1: SCHED_FIFO
     assert all(sp[0] == 0 for name, sp in realtime.items() if name.startswith("dds.udp.")), realtime
     plain = threads_with({**env, **node_environment(env)})
     assert all(sp[0] == 0 for name, sp in plain.items() if name.startswith("dds.")), plain

@@ -91,3 +91,27 @@ def test_robot_section_refuses_an_unknown_key_in_one_line():
     params = {"robot": {"ros__parameters": {"joint_state_topic": "/js"}}}
     with pytest.raises(ParamsFileError, match="robot section: unknown key 'joint_state_topic'"):
         apply_robot_section(params)
+
+
+def test_priority_check_names_every_graph_thread_that_would_preempt_the_robots_control_loop():
+    from rt_rl.graph import priority_notes
+
+    params = {
+        "mujoco_sim": {"ros__parameters": {"realtime_priority": 80}},  # the robot's stand-in: left out
+        "actuator_arbiter": {"ros__parameters": {"realtime_priority": 75}},
+        "sensor_ingest": {"ros__parameters": {"realtime_priority": 40}},
+    }
+    assert priority_notes(params) == ["actuator_arbiter at SCHED_FIFO 75 would preempt the robot's control loop (50)"]
+    params["robot"] = {"ros__parameters": {"controller_priority": 40}}
+    notes = priority_notes(params)
+    assert len(notes) == 3 and "sensor_ingest at SCHED_FIFO 40" in notes[1] and "DDS receive threads" in notes[2]
+
+
+def test_shipped_configs_stay_below_a_controller_manager():
+    import yaml
+    from conftest import REPO
+
+    from rt_rl.graph import priority_notes
+
+    for name in ("demo.yaml", "demo_robot.yaml", "bench_100hz.yaml", "halfcheetah_100hz.yaml"):
+        assert priority_notes(yaml.safe_load((REPO / "config" / name).read_text())) == [], name

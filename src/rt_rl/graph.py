@@ -145,7 +145,7 @@ def node_environment(env: dict[str, str], realtime: bool = False) -> dict[str, s
 
     - the Fast DDS profile: fast discovery (see the XML), and with `realtime` (the graph's timekeepers
       run at SCHED_FIFO: `uses_realtime` and `realtime_permitted`) shared-memory receive threads at
-      SCHED_FIFO 50 too (fast_realtime.xml);
+      SCHED_FIFO 40 too (fast_realtime.xml: below a controller manager);
     - one OpenMP/MKL thread: without it torch's OpenMP runtime starts a thread per core at import that
       spin-waits between the workers' small inferences (measured: 38 % of a core per worker, forked or
       not; `torch.set_num_threads` comes too late to stop it). `torch_threads` still raises it per worker.
@@ -228,8 +228,32 @@ ROBOT_KEYS: dict[str, tuple[str, ...]] = {
     "command_upper": ("actuator_arbiter",),
     "safe_command": ("actuator_arbiter",),
     "sensor_rate_hz": ("actuator_arbiter",),
+    "controller_priority": (),  # the robot's control loop's SCHED_FIFO priority: the graph stays below
 }
 ROBOT_DEFAULTS = {"reset_jump": 0.2}  # Hopper moves < 0.03 between 10 ms samples; a reset jumps > 0.5
+
+
+CONTROLLER_PRIORITY = 50  # ros2_control's controller manager runs at SCHED_FIFO 50 by default
+DDS_RECEIVE_PRIORITY = 40  # fast_realtime.xml's shared-memory receive threads
+
+
+def priority_notes(params: dict[str, Any]) -> list[str]:
+    """One line per graph thread whose SCHED_FIFO priority would preempt (or tie with) the robot's
+    control loop: the robot section's `controller_priority`, else a controller manager's default 50.
+    The simulator is the robot's stand-in and is left out."""
+    robot = ((params.get(ROBOT) or {}).get("ros__parameters") or {}).get("controller_priority")
+    limit = int(robot if robot is not None else CONTROLLER_PRIORITY)
+    out, realtime = [], False
+    for name, section in params.items():
+        if name in (ROBOT, GLOBAL, "mujoco_sim") or not isinstance(section, dict):
+            continue
+        prio = int(node_settings(params, name).get("realtime_priority", 0) or 0)
+        realtime = realtime or prio > 0
+        if prio >= limit:
+            out.append(f"{name} at SCHED_FIFO {prio} would preempt the robot's control loop ({limit})")
+    if realtime and limit <= DDS_RECEIVE_PRIORITY:
+        out.append(f"DDS receive threads at SCHED_FIFO {DDS_RECEIVE_PRIORITY} would preempt the robot's ({limit})")
+    return out
 
 
 def robot_mode(params: dict[str, Any]) -> bool:
