@@ -105,7 +105,7 @@ class JointPicker:
             try:
                 self._order = np.array([index[w] for w in self.wanted], dtype=np.intp)
             except KeyError as missing:
-                raise KeyError(f"joint {missing} not in JointState") from None
+                raise KeyError(f"joint {missing} not in JointState (it names {', '.join(key)})") from None
             self._names = key
         return np.asarray(positions, dtype=np.float64)[self._order], np.asarray(velocities, dtype=np.float64)[
             self._order

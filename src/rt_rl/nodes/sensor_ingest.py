@@ -187,7 +187,8 @@ class SensorIngest(RtNode):
             pos, vel = self.pick_joints(js.name, js.position, js.velocity)
         except (KeyError, ValueError) as err:
             self.bad_joint_states += 1
-            self.joint_state_problem = f"joint state on '{self.joint_states_topic}' refused: {err}"
+            why = err.args[0] if err.args else err
+            self.joint_state_problem = f"joint state on '{self.joint_states_topic}' refused: {why}"
             self._last_joint_state = None
             self.get_logger().warning(f"joint state ignored: {err}", throttle_duration_sec=5.0)
             return
