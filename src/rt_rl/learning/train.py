@@ -87,6 +87,9 @@ class SACConfig:
     episode_steps: int = 1000  # episode time limit in env steps (Gymnasium default)
     actuation_offset: str = "0"  # s from a tick to its command acting on the robot: "x" or "lo,hi" per episode
     offset_jitter: float = 0.0  # s, U[0, jitter) added to the offset at every tick (transport jitter)
+    # fine-tuning a trained actor (e.g. for another timing): its weights, critics learn first
+    init_actor: str = ""  # checkpoint whose actor weights start the run ('' = random init)
+    actor_freeze_ticks: int = 0  # after learning_starts, ticks of critic-only updates (init_actor)
     # SAC
     total_ticks: int = 100_000  # environment ticks (= replay rows = gradient steps after warm-up)
     learning_starts: int = 5_000  # random-action warm-up ticks (paper: 10k; smaller fits this machine)
@@ -369,7 +372,7 @@ class SAC:
             parts.append((rb.offset[rb.slot(base)][:, None] / self.control_period).astype(np.float32))
         return torch.from_numpy(np.concatenate(parts, 1)), torch.from_numpy(rb.dec[rb.slot(base)])
 
-    def update(self, rb: TickReplay, rng: np.random.Generator) -> dict[str, float]:
+    def update(self, rb: TickReplay, rng: np.random.Generator, critic_only: bool = False) -> dict[str, float]:
         cfg = self.cfg
         rows = rb.sample(rng, cfg.batch_size, self.lookback)
         start = rb.ep_start[rb.slot(rows)]
@@ -391,7 +394,7 @@ class SAC:
         self.q_opt.step()
         stats = {"q_loss": float(q_loss.detach()), "q": float(q1.detach().mean())}
         self.updates += 1
-        if self.updates % cfg.policy_frequency == 0:
+        if self.updates % cfg.policy_frequency == 0 and not critic_only:
             seq, mask = self._sequences(rb, rows, start)
             for _ in range(cfg.policy_frequency):
                 a, logp = self._policy(seq, mask)
@@ -450,12 +453,26 @@ class Trainer:
         self.sac = SAC(
             cfg, self.input_dim, t.action_dim, self.env.timing.worker_stride, self.env.timing.control_period
         )
+        if cfg.init_actor:
+            self._init_actor(cfg.init_actor)
         self.rb = TickReplay(self.input_dim, t.action_dim, cfg.buffer_size)
         self.tick = 0
         self.episode = 0
         self.out = Path(cfg.out)
         self.last_eval: dict = {}
         self.best_eval = -math.inf
+
+    def _init_actor(self, path: str) -> None:
+        """Start from a trained actor of the same architecture and observation (fine-tuning)."""
+        from rt_rl.policy.runtime import _load_blob
+
+        info, blob = _load_blob(path)
+        cfg = self.cfg
+        mine = (cfg.arch, cfg.task, cfg.hidden, cfg.depth, cfg.history)
+        theirs = (info.arch, info.task, info.hidden, info.depth, info.history_length)
+        if mine != theirs:
+            raise ValueError(f"--init-actor {path}: (arch, task, hidden, depth, history) {theirs}, run {mine}")
+        self.sac.actor.load_state_dict(blob["state_dict"])
 
     # ----- checkpoints -----
     def policy_info(self) -> PolicyInfo:
@@ -605,7 +622,8 @@ class Trainer:
             with torch.no_grad():  # the worker's pipeline advances at its slot, as live
                 head, states[w] = actor.tick(torch.as_tensor(obs).reshape(1, -1), states[w])
                 a, _ = squashed_gaussian(head, act_dim)
-            a = a[0].numpy() if self.tick >= cfg.learning_starts else self.rng.uniform(-1, 1, act_dim)
+            warm = self.tick < cfg.learning_starts and not cfg.init_actor  # a trained actor acts from tick 0
+            a = self.rng.uniform(-1, 1, act_dim) if warm else a[0].numpy()
             obs, _, term, trunc, info = self.env.step(a * self.scale + self.offset)
             for rec in info["ticks"]:
                 cmd = (rec["command"] - self.offset) / self.scale
@@ -615,7 +633,8 @@ class Trainer:
                 self.tick += 1
                 bar.update(1)
                 if self.tick > cfg.learning_starts:
-                    stats = self.sac.update(self.rb, self.rng)
+                    critic_only = self.tick <= cfg.learning_starts + cfg.actor_freeze_ticks
+                    stats = self.sac.update(self.rb, self.rng, critic_only=critic_only)
             if term or trunc:
                 wall = round(time.monotonic() - t0, 1)
                 log.writerow([self.tick, self.episode, round(ep_return, 3), ep_len, wall])
