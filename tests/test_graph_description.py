@@ -132,7 +132,7 @@ def test_node_environment_picks_the_realtime_dds_profile_only_where_the_user_cho
         {"FASTDDS_DEFAULT_PROFILES_FILE": "mine.xml"}, True
     )
     xml = DDS_PROFILE_REALTIME.read_text()
-    assert "<scheduling_policy>1</scheduling_policy>" in xml and "<priority>50</priority>" in xml
+    assert "<scheduling_policy>1</scheduling_policy>" in xml and "<priority>40</priority>" in xml
 
 
 def test_realtime_permitted_leaves_the_calling_thread_alone():

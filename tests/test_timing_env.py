@@ -74,6 +74,8 @@ def test_control_period_sums_env_rewards_and_timing_fields() -> None:
         "inference_ticks": 2,
         "num_workers": 2,
         "fallback": "hold",
+        "actuation_offset": (0.0, 0.0),  # a step simulator's instant actuation unless asked
+        "offset_jitter": 0.0,
     }
     env.reset(seed=1)
     _, r, *_ = env.step(np.zeros(3))
@@ -124,6 +126,7 @@ def test_trained_timing_records_delay_choices_and_episode_length() -> None:
         "delay_choices": [2],
         "episode_steps": 800,
         "episode_seconds": pytest.approx(8.0),
+        "physics_dt": pytest.approx(0.002),
     }
     robust = TimingEnv(
         "Hopper-v5", frame_skip=5, inference_ticks=2, num_workers=2, delay_choices=[1, 2, 2, 3]

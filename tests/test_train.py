@@ -75,6 +75,9 @@ def test_train_resume_and_load(tmp_path: Path) -> None:
         "delay_choices": [2],
         "episode_steps": 1000,
         "episode_seconds": pytest.approx(40.0),
+        "actuation_offset": (0.0, 0.0),
+        "offset_jitter": 0.0,
+        "physics_dt": pytest.approx(0.02),
     }
     policy = load_policy(str(export), get_task("InvertedPendulum-v5"))
     action = policy.act(np.zeros(info.input_dim, np.float32))

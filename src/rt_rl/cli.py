@@ -77,7 +77,7 @@ def _launch(argv: list[str]) -> int:
         "--robot",
         metavar="ROBOT.yaml",
         help="also start a simulated robot from this params file (its mujoco_sim section, e.g. "
-        "config/robot_hopper.yaml: a ros2_control-like robot), outside the graph; needs a params file "
+        "config/robots/hopper.yaml: a ros2_control-like robot), outside the graph; needs a params file "
         "with a robot section. Started first, stopped last",
     )
     a = ap.parse_args(argv)

@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,8 @@ from rt_rl.core.measurement import CpuWindow
 from rt_rl.core.schedule import pool_processes
 from rt_rl.graph import (
     RECORDER,
+    SIM_NODE,
+    TOPICS,
     WORKER,
     NodeSpec,
     ParamsFileError,
@@ -38,7 +40,9 @@ from rt_rl.graph import (
     load_params,
     node_environment,
     node_settings,
+    priority_notes,
     realtime_permitted,
+    robot_mode,
     uses_realtime,
     wants_recording,
     worker_pool,
@@ -51,6 +55,10 @@ MAX_RESPAWNS = 3
 POOL_PERIOD = 0.5  # s between auto-pool checks
 TIMELINE_PERIOD = 5.0  # s between timeline.jsonl records
 STOP_TIMEOUT = 5.0
+ARBITER = "actuator_arbiter"
+GUARD_MATCH_TIMEOUT = 1.0  # s for the guard's fresh command publisher to match the known subscribers
+ROBOT_STAGE = -2  # a simulated robot (--robot) starts before the recorder and stops after everything
+PROBLEM_GRACE = 10.0  # s a node may report a problem during startup before the launch ends
 
 
 class LaunchError(Exception):
@@ -211,6 +219,7 @@ class LaunchOptions:
     echo_logs: bool = False
     quiet: bool = False
     record: str | None = None  # directory: record a bag there whatever the params file says
+    robot: str | None = None  # params file of a simulated robot started beside the graph (robot mode)
 
 
 class Launcher:
@@ -233,6 +242,9 @@ class Launcher:
         self._params_in: dict = {}
         self.pool_events: list[dict] = []  # auto pool: workers started and retired, when
         self._next_resize = 0.0
+        self.with_sim = True  # robot mode (a `robot` section): the graph has no simulator
+        self.robot_params: Path | None = None
+        self._problem_since: dict[str, float] = {}
 
     def log(self, text: str) -> None:
         if not self.o.quiet:
@@ -249,6 +261,16 @@ class Launcher:
         except ParamsFileError as err:
             raise LaunchError(str(err), EXIT_CONFIG) from None
         n = self.pool.processes
+        self.with_sim = not robot_mode(params)
+        if self.o.robot is not None:
+            if self.with_sim:
+                raise LaunchError(
+                    f"--robot: params file '{self.o.params_file}' has no robot section (robot mode)", EXIT_CONFIG
+                )
+            try:
+                robot_params = load_params(self.o.robot)
+            except ParamsFileError as err:
+                raise LaunchError(f"--robot: {err}", EXIT_CONFIG) from None
         if self.o.duration is not None and self.o.duration <= 0:
             raise LaunchError(f"--duration must be > 0 s, got {self.o.duration}", EXIT_CONFIG)
         worker_overrides = {}
@@ -260,7 +282,12 @@ class Launcher:
             worker_overrides["synthetic_latency"] = float(self.o.synthetic_latency)
         run_dir = Path(self.o.run_dir or f"runs/{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
         (run_dir / "logs").mkdir(parents=True, exist_ok=True)
-        expanded = expand_params(params, n, worker_overrides, self.pool.auto)
+        try:
+            expanded = expand_params(params, n, worker_overrides, self.pool.auto)
+        except ParamsFileError as err:
+            raise LaunchError(f"params file '{self.o.params_file}': {err}", EXIT_CONFIG) from None
+        if self.o.robot is not None:
+            self.robot_params = write_params_file(robot_params, run_dir / "robot_params.yaml")
         self._params_in = params  # checked against the checkpoint once the children are forked
         self.record = wants_recording(params) or self.o.record is not None
         if self.record:  # the bag goes into the run directory unless the file or --record says otherwise
@@ -296,8 +323,12 @@ class Launcher:
                 run_dir / "logs" / f"{spec.name}.log",
                 self.o.echo_logs,
             )
-            for spec in describe_graph(n, self.record)
+            for spec in describe_graph(n, self.record, self.with_sim)
         ]
+        if self.robot_params is not None:  # the robot first and last: it is there before the graph
+            spec = replace(SIM_NODE, stage=ROBOT_STAGE)
+            log = run_dir / "logs" / f"{spec.name}.log"
+            self.children.insert(0, Child(spec, self._command(spec, self.robot_params), log, self.o.echo_logs))
         # Fork the nodes that preload heavy modules now, while this process is single-threaded
         # (no DDS, no log pumps yet): torch is imported once instead of once per worker.
         for child in self.children:
@@ -317,6 +348,8 @@ class Launcher:
             )
             for line in self.timing_notes:  # before anything runs: the user may stop here
                 self.log(f"not as trained: {line}")
+            for line in priority_notes(self._params_in):
+                self.log(f"priorities: {line}")
             self._start_stages(monitor)
             t_sched = time.monotonic()
             self._wait_for(monitor, ["actuator_arbiter"], lambda st: st[0] == "scheduled", "first schedule")
@@ -412,12 +445,26 @@ class Launcher:
             if self._stop.is_set():
                 raise LaunchError("interrupted during startup", EXIT_INTERRUPTED)
             self._check_children()
+            self._check_problems(monitor)
             for name in names:
                 status = monitor.get(name)
                 if status is not None and ok(status):
                     return
             time.sleep(0.02)
         raise LaunchError(f"{names[0]}: no {what} within {self.o.startup_timeout:g} s", EXIT_STARTUP)
+
+    def _check_problems(self, monitor: Monitor) -> None:
+        """A node that reports a `problem` (e.g. the ingest: no joint state on its topic, a joint
+        missing) for PROBLEM_GRACE seconds while the graph starts ends the launch with that one line."""
+        now = time.monotonic()
+        for child in self.children:
+            problem = ((monitor.get(child.spec.name) or ("", {}))[1]).get("problem")
+            if not problem:
+                self._problem_since.pop(child.spec.name, None)
+                continue
+            since = self._problem_since.setdefault(child.spec.name, now)
+            if now - since > PROBLEM_GRACE:
+                raise LaunchError(f"{child.spec.name}: {problem}", EXIT_CONFIG)
 
     def _check_children(self) -> None:
         for child in self.children:
@@ -507,24 +554,84 @@ class Launcher:
             self.log(f"auto pool: {pool['wanted']} active, starting inference_worker_{w} as a spare")
 
     def _stop_all(self, monitor: Monitor) -> None:
-        """Arbiter first (commands stop, final statistics), then the rest in reverse start order, the
-        recorder last, once every publisher has stopped: the bag holds all they published."""
+        """Stage by stage in reverse start order, each stage's nodes together, the next stage once they
+        have exited. The arbiter first and alone (it drives the rest): its stop ends with the safe command
+        (rt_rl.core.safe_stop) and nothing publishes a command after it; if it ended without one
+        (killed, crashed, or hung and killed here) the launcher publishes it (`_guard_safe_command`)
+        before anything else stops, so the sim or robot receives it. The recorder after every
+        publisher it records: the bag holds all they published (and the safe command)."""
         for child in self.children:
             child.discard()
-        recorder = [c for c in self.children if c.spec.name == RECORDER]
-        for child in sorted(self.children, key=lambda c: -c.spec.stage):
-            if child.alive() and child not in recorder:
-                child.proc.send_signal(signal.SIGINT)
-                if child.spec.name == "actuator_arbiter":
-                    self._reap(child)
-        for child in self.children:
-            if child not in recorder:
-                self._reap(child)
-        for child in recorder:
-            if child.alive():
+        arbiter = [c for c in self.children if c.spec.name == ARBITER]
+        rest = [c for c in self.children if c not in arbiter]
+        groups = [arbiter] + [
+            [c for c in rest if c.spec.stage == stage]
+            for stage in sorted({c.spec.stage for c in rest}, reverse=True)
+        ]
+        for group in groups:
+            if any(c.spec.name == RECORDER and c.alive() for c in group):
                 time.sleep(0.2)  # the publishers' last messages in flight
-                child.proc.send_signal(signal.SIGINT)
-            self._reap(child)
+            for child in group:
+                if child.alive():
+                    child.proc.send_signal(signal.SIGINT)
+            for child in group:
+                self._reap(child)
+            if group is not arbiter:
+                continue
+            for child in arbiter:  # exit 0: its own safe stop ran; 2: it never started
+                if child.proc is not None and child.proc.returncode not in (0, EXIT_CONFIG):
+                    self._guard_safe_command(monitor, child)
+
+    def _guard_safe_command(self, monitor: Monitor, arbiter: Child) -> None:
+        """The arbiter ended without its own safe stop (killed, crashed, or a hang this launcher ended):
+        publish its safe command on its command topic from here, read from the params file the arbiter
+        was started with (robot section applied) by the arbiter's own rule
+        (rt_rl.core.safe_stop.safe_stop_plan), with a fresh publisher that first matches the
+        subscribers the graph knows, then waits for their acknowledgement. Until then the robot holds
+        the arbiter's last command (the launcher notices a death within about 0.3 s). Failures are
+        printed even with --quiet.
+
+        What no process here can cover: the launcher killed together with the arbiter (SIGKILL to both,
+        the host losing power, a kernel panic) or the link to the robot cut. Only the robot can stop
+        itself then: its controller needs a command timeout that applies a safe command (or stops)
+        when commands stop coming, like joint_trajectory_controller's `cmd_timeout` or a hardware
+        interface's own watchdog; a forward_command_controller has none and holds the last command."""
+        from rclpy.duration import Duration
+        from std_msgs.msg import Float64MultiArray
+
+        from rt_rl.core.safe_stop import run_safe_stop, safe_stop_plan
+        from rt_rl.nodes.common import qos_profile
+
+        returncode = arbiter.proc.returncode
+        try:
+            given = load_params(arbiter.args[arbiter.args.index("--params-file") + 1])
+            settings = node_settings(given, ARBITER)
+            topic = str(settings.get(TOPICS["command"].param, TOPICS["command"].default))
+            plan = safe_stop_plan(settings, match_timeout=GUARD_MATCH_TIMEOUT)
+        except (ValueError, TypeError, IndexError) as err:  # ParamsFileError is a ValueError
+            print(f"rt-rl launch: {ARBITER} exited ({returncode}); no safe command: {err}", file=sys.stderr)
+            return
+        node = monitor.node
+        try:
+            pub = node.create_publisher(Float64MultiArray, topic, qos_profile(TOPICS["command"].qos))
+            msg = Float64MultiArray(data=list(plan.command))
+            report = run_safe_stop(
+                plan,
+                lambda _command: pub.publish(msg),
+                lambda timeout: pub.wait_for_all_acked(Duration(seconds=timeout)),
+                lambda: (pub.get_subscription_count(), node.count_subscribers(topic)),
+            )
+            node.destroy_publisher(pub)
+        except Exception as err:  # the launcher's own DDS is gone: say so, stop the rest anyway
+            print(
+                f"rt-rl launch: {ARBITER} exited ({returncode}); publishing its safe command failed: {err}",
+                file=sys.stderr,
+            )
+            return
+        self.log(
+            f"{ARBITER} exited ({returncode}) without its safe stop: the launcher published its safe "
+            f"command {list(plan.command)} on {topic}, {report.describe()}"
+        )
 
     def _reap(self, child: Child) -> None:
         if child.proc is None:
@@ -558,6 +665,7 @@ class Launcher:
                 "leftover_observations",
                 "observation_wait_ms",
                 "timing_differences",
+                "pipeline_resets",
             ):  # since start
                 workers[i][key] = extra.get(key)
         published: dict[str, int] = {}  # topic -> messages, summed over the nodes' final reports
@@ -614,6 +722,10 @@ class Launcher:
                 else None,
                 "episode_returns": [round(r, 2) for r in window_returns],
                 "episodes_since_start": sim.get("episodes"),
+            },
+            "ingest": {
+                k: ((monitor.get("sensor_ingest") or ("", {}))[1]).get(k)
+                for k in ("observations", "episode", "resets_seen", "bad_joint_states", "repeated_samples")
             },
             "bag": (monitor.get(RECORDER) or ("", {}))[1].get("path"),
             "cpu_seconds": {k: (round(v, 2) if v is not None else None) for k, v in self.cpu.items()},

@@ -598,7 +598,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--robot",
         metavar="ROBOT.yaml",
-        help="the graph in robot mode drives this simulated robot (e.g. config/robot_hopper.yaml, "
+        help="the graph in robot mode drives this simulated robot (e.g. config/robots/hopper.yaml, "
         "ros2_control-like), as `rt-rl launch --robot`",
     )
     a = ap.parse_args(argv)

@@ -160,6 +160,12 @@ class ArbiterCore:
     def last_command(self) -> np.ndarray:
         return self._command
 
+    @property
+    def safe_command(self) -> np.ndarray:
+        """The watchdog's command, clamped to the limits; also the last command of every stop
+        (rt_rl.core.safe_stop)."""
+        return self._safe.copy()
+
     def has_due(self, now: float) -> bool:
         """A new action is there for a tick at `now`."""
         return self._pending is not None or any(self._is_due(a, now) for a in self._queue)
@@ -168,7 +174,13 @@ class ArbiterCore:
         return now - _input_stamp(action) >= self.config.actuation_delay and not now < action.slot_end
 
     def offer(self, action: TimedAction, now: float) -> Rejection | None:
-        """An action arrived. Returns why it was rejected, or None if it was kept (or superseded)."""
+        """An action arrived. Returns why it was rejected, or None if it was kept (or superseded).
+
+        A robot has no episode topic: the ingest counts an episode when it sees the robot reset, and
+        the first action of the next one (one more than the arbiter's, or the first it hears) starts it
+        here too (`set_episode`); a larger jump is not believed."""
+        if action.episode >= 0 and (self.episode < 0 or action.episode == self.episode + 1):
+            self.set_episode(action.episode)
         reason = self._check(action, now)
         if reason is not None:
             self.rejected[reason] += 1

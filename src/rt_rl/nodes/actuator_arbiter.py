@@ -8,6 +8,11 @@ command controllers. The `SchedulePlanner` (on the executor thread, off the cont
 shared slot grid once a warm-up has measured every worker's inference time (never a guess) and re-lays
 it when T moves. Statistics are kept in a bounded `Measurement` and reported on /diagnostics.
 
+Stop: however the node is stopped (SIGINT/SIGTERM from the launcher or anyone, its control thread
+dying), its last command is the safe command (`rt_rl.core.safe_stop`): the control loop publishes
+through a `CommandGate` that the stop closes first, then the safe command goes out and the stop waits
+for every subscriber to acknowledge it; only then the node leaves the graph.
+
 Clocks: the ticks and the schedule grid are on one clock, the wall clock (CLOCK_REALTIME: the clock
 hosts can share through PTP/NTP, so workers on another machine can follow the grid). Durations
 (control period, inference time) are measured on the monotonic clock. Action ages compare a tick's wall
@@ -20,6 +25,7 @@ import math
 import sys
 import threading
 import time
+from dataclasses import asdict
 
 import numpy as np
 from rt_rl_interfaces.msg import Actuation
@@ -28,6 +34,18 @@ from std_msgs.msg import Float64MultiArray
 from rt_rl.core.arbiter import ArbiterConfig, ArbiterCore, TickDecision, TickKind, TimedAction, episode_after
 from rt_rl.core.measurement import Measurement, WindowGate, summarize
 from rt_rl.core.pacer import Pacer
+from rt_rl.core.safe_stop import (
+    DEFAULT_ACK_TIMEOUT,
+    DEFAULT_REPEATS,
+    DEFAULT_SAFE_COMMAND,
+    MAX_ACK_TIMEOUT,
+    TASK_LIMITS,
+    CommandGate,
+    SafeStopReport,
+    per_actuator,
+    run_safe_stop,
+    safe_stop_plan,
+)
 from rt_rl.core.schedule import PoolSizer, Retuner, SchedulePlanner
 from rt_rl.graph import QosSpec
 from rt_rl.nodes.common import (
@@ -98,12 +116,30 @@ PARAMS = (
         choices=("hold", "zero", "default"),
     ),
     Param("default_command", [0.0], "command for fallback 'default' (one per actuator, or one for all)"),
-    Param("safe_command", [0.0], "command when the newest action is older than max_action_age"),
     Param(
-        "command_lower", [math.nan], "lower command limits (one per actuator, or one); [.nan] = the task's"
+        "safe_command",
+        list(DEFAULT_SAFE_COMMAND),
+        "command when the newest action is older than max_action_age, and the last command of every "
+        "stop (one per actuator, or one for all): zero effort, zero velocity or a safe posture, the "
+        "user's choice for the controller fed",
+    ),
+    Param("safe_stop_repeats", DEFAULT_REPEATS, "times the safe command is published on stop", 1, 100),
+    Param(
+        "safe_stop_timeout",
+        DEFAULT_ACK_TIMEOUT,
+        "seconds the stop waits for every command subscriber to acknowledge the safe command",
+        0.0,
+        MAX_ACK_TIMEOUT,
     ),
     Param(
-        "command_upper", [math.nan], "upper command limits (one per actuator, or one); [.nan] = the task's"
+        "command_lower",
+        list(TASK_LIMITS),
+        "lower command limits (one per actuator, or one); [.nan] = the task's",
+    ),
+    Param(
+        "command_upper",
+        list(TASK_LIMITS),
+        "upper command limits (one per actuator, or one); [.nan] = the task's",
     ),
     Param(
         "max_action_age", 0.25, "seconds; older actions are rejected and the watchdog goes safe", 0.001, 60.0
@@ -155,15 +191,11 @@ PARAMS = (
 
 
 def _vector(value: list[float], n: int, default: list[float], name: str) -> list[float]:
-    """One value per actuator; a single value is broadcast, a single NaN means `default`.
-
-    (A ROS 2 array parameter cannot be declared empty, hence the NaN sentinel.)
-    """
-    if len(value) == 1:
-        return default if math.isnan(value[0]) else value * n
-    if len(value) != n:
-        raise ConfigError(f"parameter '{name}' needs {n} values (one per actuator) or 1, got {len(value)}")
-    return value
+    """One value per actuator (rt_rl.core.safe_stop.per_actuator), a ConfigError if not."""
+    try:
+        return per_actuator(value, n, default, name)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 class ActuatorArbiter(RtNode):
@@ -191,6 +223,13 @@ class ActuatorArbiter(RtNode):
         except ValueError as err:
             raise ConfigError(str(err)) from None
         self.core = ArbiterCore(config)
+        try:
+            self.safe_stop = safe_stop_plan(p)  # the launcher's guard reads the same parameters
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        assert np.array_equal(self.safe_stop.command, self.core.safe_command)  # one safe command
+        self.safe_stop_report: SafeStopReport | None = None
+        self.command_gate = CommandGate()  # every policy command passes here; the stop closes it
         self.tick_grace = p["tick_grace"]
         self.grace_waits = 0  # ticks that waited for their due action
         self.grace_fresh = 0  # ... and got it
@@ -263,7 +302,8 @@ class ActuatorArbiter(RtNode):
                     self.grace_fresh += self.core.has_due(now)
             decision = self.core.tick(now)
             msg.data = float64_array(decision.command)
-            self.cmd_pub.publish(msg)
+            if not self.command_gate.pass_through(self.cmd_pub.publish, msg):
+                return  # the stop has begun: its safe command is the last one
             published = time.monotonic()
             with self._lock:  # once per tick: the planner and the measurement are read off this thread
                 # the grid is laid on the ideal tick times, not on this tick's (jittered) wake-up
@@ -374,6 +414,7 @@ class ActuatorArbiter(RtNode):
         out = summarize(snap)
         out["pacer"] = self.pacer.counters() if self.pacer else {}
         out["tick_grace"] = {"waits": self.grace_waits, "fresh_after_wait": self.grace_fresh}
+        out["safe_stop"] = None if self.safe_stop_report is None else asdict(self.safe_stop_report)
         out["schedule"] = (
             None
             if sched is None
@@ -402,6 +443,29 @@ class ActuatorArbiter(RtNode):
     def status(self) -> tuple[str, dict]:
         state = "scheduled" if self.planner.schedule is not None else "warming up"
         return state, self.statistics(whole_window=self.stop_event.is_set())
+
+    # --- stop ---------------------------------------------------------------------------------------
+    def on_shutdown(self) -> None:
+        """Every stop of the node ends here, its control thread stopped or not: close the gate (no
+        policy command after this), publish the safe command until acknowledged (core.safe_stop), then
+        the final report (its counts include the safe commands, as the recorder's bag does)."""
+        self.command_gate.close()
+        msg = Float64MultiArray()
+        msg.data = float64_array(np.asarray(self.safe_stop.command))
+        topic = self.cmd_pub.topic_name
+        report = run_safe_stop(
+            self.safe_stop,
+            lambda _command: self.cmd_pub.publish(msg),
+            self.cmd_pub.wait_for_all_acked,
+            lambda: (self.cmd_pub.get_subscription_count(), self.count_subscribers(topic)),
+        )
+        self.safe_stop_report = report
+        text = f"safe stop: {list(self.safe_stop.command)} on {topic}, {report.describe()}"
+        if report.acked:
+            self.get_logger().info(text)
+        else:
+            self.get_logger().warning(text + " (a subscriber gone without leaving the graph?)")
+        super().on_shutdown()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,6 +28,7 @@ import rclpy.experimental
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.duration import Duration
 from rclpy.exceptions import InvalidParameterValueException, ParameterException
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.node import Node
@@ -354,6 +355,11 @@ class CountingPublisher:
     def get_subscription_count(self) -> int:
         return self._pub.get_subscription_count()
 
+    def wait_for_all_acked(self, timeout: float) -> bool:
+        """Until every matched reliable subscriber acknowledged all published samples (True), or at
+        most `timeout` seconds (False)."""
+        return self._pub.wait_for_all_acked(Duration(seconds=timeout))
+
 
 class RtNode(Node):
     """Base for rt_rl nodes: a stop event, supervised worker threads, periodic diagnostics (`status`),
@@ -384,11 +390,13 @@ class RtNode(Node):
         self._readers.append(r)
         return r
 
-    def publisher(self, key: str, params: dict[str, Any], topic: str | None = None) -> CountingPublisher:
-        """A publisher of graph topic `key` (or of `topic`, same type) with the topic's declared QoS;
-        its count goes into every report as `published` (topic -> messages since start)."""
+    def publisher(
+        self, key: str, params: dict[str, Any], topic: str | None = None, qos: QosSpec | None = None
+    ) -> CountingPublisher:
+        """A publisher of graph topic `key` (or of `topic`, same type) with the topic's declared QoS (or
+        `qos`); its count goes into every report as `published` (topic -> messages since start)."""
         spec = TOPICS[key]
-        pub = self.create_publisher(spec.type_class(), topic or params[spec.param], qos_profile(spec.qos))
+        pub = self.create_publisher(spec.type_class(), topic or params[spec.param], qos_profile(qos or spec.qos))
         counted = CountingPublisher(pub)
         self._counted_publishers.append(counted)
         return counted

@@ -180,6 +180,7 @@ class MujocoSim(RtNode):
                 self.env.reset()  # the robot is set up again: the next joint state shows it
             elif self.trace is not None and self.physics_steps >= self._trace_steps:
                 self._finish_trace()
+        self._finish_trace()  # stopped before the trace was full
 
     def _physics_step(self, _: int) -> np.ndarray:
         """At the wall time physics step n starts: publish the state (it shows this moment) if a sample
