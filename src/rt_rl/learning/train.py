@@ -42,6 +42,7 @@ re-weight --delay-choices over the same delays (a curriculum).
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import inspect
 import json
@@ -90,6 +91,7 @@ class SACConfig:
     # fine-tuning a trained actor (e.g. for another timing): its weights, critics learn first
     init_actor: str = ""  # checkpoint whose actor weights start the run ('' = random init)
     actor_freeze_ticks: int = 0  # after learning_starts, ticks of critic-only updates (init_actor)
+    bc_weight: float = 0.0  # > 0: actor loss (normalised by |Q|) + this * MSE to the initial actor's action
     # SAC
     total_ticks: int = 100_000  # environment ticks (= replay rows = gradient steps after warm-up)
     learning_starts: int = 5_000  # random-action warm-up ticks (paper: 10k; smaller fits this machine)
@@ -317,6 +319,7 @@ class SAC:
         self.log_alpha = torch.tensor(math.log(cfg.alpha), requires_grad=True)
         self.a_opt = torch.optim.Adam([self.log_alpha], lr=cfg.q_lr)
         self.updates = 0
+        self.reference: LayeredActor | None = None  # fine-tuning: the initial actor (bc_weight)
         self._offsets = stride * np.arange(-(cfg.seq_len - 1), 1)  # L+1 ticks at the worker stride
         self.lookback = max(-int(self._offsets[0]), self.d_max)  # earlier rows an update reads
 
@@ -396,10 +399,22 @@ class SAC:
         self.updates += 1
         if self.updates % cfg.policy_frequency == 0 and not critic_only:
             seq, mask = self._sequences(rb, rows, start)
+            if self.reference is not None:
+                with torch.no_grad():
+                    ref = torch.tanh(self.reference.last_head(seq, mask)[:, : self.act_dim])
             for _ in range(cfg.policy_frequency):
-                a, logp = self._policy(seq, mask)
-                q = torch.min(self.q1(x, a), self.q2(x, a))
-                pi_loss = (alpha * logp - q).mean()
+                if self.reference is None:
+                    a, logp = self._policy(seq, mask)
+                    q = torch.min(self.q1(x, a), self.q2(x, a))
+                    pi_loss = (alpha * logp - q).mean()
+                else:
+                    head = self.actor.last_head(seq, mask)
+                    a, logp = squashed_gaussian(head, self.act_dim)
+                    q = torch.min(self.q1(x, a), self.q2(x, a))
+                    mean = torch.tanh(head[:, : self.act_dim])
+                    pi_loss = (alpha * logp - q).mean() / q.detach().abs().mean() + cfg.bc_weight * F.mse_loss(
+                        mean, ref
+                    )
                 self.pi_opt.zero_grad()
                 pi_loss.backward()
                 self.pi_opt.step()
@@ -473,6 +488,8 @@ class Trainer:
         if mine != theirs:
             raise ValueError(f"--init-actor {path}: (arch, task, hidden, depth, history) {theirs}, run {mine}")
         self.sac.actor.load_state_dict(blob["state_dict"])
+        if cfg.bc_weight > 0:  # a frozen copy: the fine-tuned actor is kept near it (TD3+BC style)
+            self.sac.reference = copy.deepcopy(self.sac.actor).requires_grad_(False)
 
     # ----- checkpoints -----
     def policy_info(self) -> PolicyInfo:
