@@ -129,12 +129,12 @@ def test_from_probe_prints_the_live_table_beside_the_demo_twin(tmp_path, capsys)
     argv = ["--params", str(REPO / "config/demo.yaml"), "--from-probe", str(probe)]
     assert main([*argv, "--out", str(out), "--twin-ticks", "200"]) == 0
     printed = capsys.readouterr().out
-    assert "| 3 | 1.000 | 0.000 | +1.000 |" in printed  # 49 actions 33 ms after their sample
-    assert "| 4 | 0.000 | 1.000 | -1.000 |" in printed  # the checkpoint: D = 2, N = 2, one call back
+    # 49 actions 33 ms after their sample; the demo: D = 1 pinned, N = 2, one call back: 3 ticks
+    assert "| 3 | 1.000 | 1.000 | +0.000 |" in printed
     assert out.with_suffix(".md").read_text() in printed
     raw = json.loads(out.with_suffix(".json").read_text())
-    assert raw["twin"]["shares"] == {"4": 1.0} and raw["runs"][0]["actuated"] == 49
-    assert raw["max_difference"] == pytest.approx(1.0)
+    assert raw["twin"]["shares"] == {"3": 1.0} and raw["runs"][0]["actuated"] == 49
+    assert raw["max_difference"] == pytest.approx(0.0)
 
 
 def test_bad_input_is_one_line(tmp_path, capsys) -> None:
@@ -181,11 +181,11 @@ def test_the_twin_runs_the_delay_the_params_pin_not_the_training_distribution() 
     params = yaml.safe_load((REPO / "config/demo.yaml").read_text())
     assert read_policy_info(params["/**"]["ros__parameters"]["policy_checkpoint"]).timing[
         "delay_choices"
-    ] == [2, 3]
+    ] == [1, 1, 2]
     pinned = twin_setup(params)
-    assert pinned.delay_choices == [2] and "actuation_delay_ticks" in pinned.describe()
+    assert pinned.delay_choices == [1] and "actuation_delay_ticks" in pinned.describe()
     params["actuator_arbiter"]["ros__parameters"]["actuation_delay_ticks"] = 0  # delay follows inference
-    assert twin_setup(params).delay_choices == [2, 3]
+    assert twin_setup(params).delay_choices == [1, 1, 2]
     assert twin_setup(params, delay=3).delay_choices == [3]
 
 

@@ -89,4 +89,4 @@ def test_the_launcher_checks_the_demo_params_against_the_shipped_checkpoint_at_s
     assert trained_timing_notes(demo) == []  # the demo runs the checkpoint as trained
     demo["actuator_arbiter"]["ros__parameters"]["actuation_delay_ticks"] = 0
     (line,) = trained_timing_notes(demo)
-    assert "actuation_delay_ticks 0" in line and "trained for D in [2, 3]" in line
+    assert "actuation_delay_ticks 0" in line and "trained for D in [1, 2]" in line

@@ -22,6 +22,19 @@ the stamp of its call's input (for a pipeline an older observation is what it de
 trained to act D ticks after its observation (the twin's D) then meets that delay live, however fast
 its workers are. Actions that are not due yet wait in a queue; each tick actuates the freshest due
 one, and a due one that a fresher due one replaces is counted as superseded.
+
+Plausibility (anyone on the domain can publish an Action): before an action can move anything or
+change the episode it must come from a worker the current schedule names (before the schedule: an id
+of the pool, 0..pool_size-1), carry a sequence that is non-negative, below `MAX_SEQ` and no more than
+`max_seq_jump` ahead of the last actuated one, stamps that are finite and not later than
+`future_tolerance` after the arbiter's now, an episode at most one ahead of the arbiter's, and finite,
+non-negative inference times. Each refusal is counted by its reason; the node feeds neither the
+schedule planner nor the statistics with an implausible action's timings (`IMPLAUSIBLE`). Order
+(out of order, duplicate, sequence jump) is judged against the held command only while it is still
+current (within `max_action_age`): a bad reference can at worst hold the watchdog for that long, not
+for the rest of the run. The watchdog compares the tick time with the held observation stamp, which
+the future check keeps within `future_tolerance` of the arbiter's clock at receipt: no stamp can
+switch it off.
 """
 
 from __future__ import annotations
@@ -29,7 +42,7 @@ from __future__ import annotations
 import bisect
 import enum
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -54,6 +67,25 @@ class Rejection(enum.StrEnum):
     DUPLICATE = "duplicate"
     STALE = "stale"
     ENDED_EPISODE = "ended_episode"  # computed in an episode that has ended
+    UNKNOWN_WORKER = "unknown_worker"  # a worker id the current schedule (or the pool) does not name
+    SEQ_JUMP = "seq_jump"  # observation seq negative, huge, or far ahead of the last actuated one
+    FUTURE_STAMP = "future_stamp"  # a stamp not finite or later than now + future_tolerance
+    EPISODE_JUMP = "episode_jump"  # more than one episode ahead of the arbiter's
+    BAD_TIMING = "bad_timing"  # inference time or turnaround not finite or negative
+
+
+# Refusals that say the message is not a plausible output of this graph's workers: its timings are not
+# fed to the schedule planner or the statistics either.
+IMPLAUSIBLE = frozenset(
+    {
+        Rejection.UNKNOWN_WORKER,
+        Rejection.SEQ_JUMP,
+        Rejection.FUTURE_STAMP,
+        Rejection.EPISODE_JUMP,
+        Rejection.BAD_TIMING,
+    }
+)
+MAX_SEQ = 2**53  # an observation seq at or above this is refused (a counter of a real run stays far below)
 
 
 def episode_after(reward_episode: int, terminal: bool) -> int:
@@ -73,6 +105,12 @@ class TimedAction:
     episode: int = -1  # -1: unknown (a robot without episode boundaries)
     input_stamp: float = math.nan  # stamp of the call's own input (a pipeline depends on an older one)
     slot_end: float = math.nan  # when its slot's inference was planned to end (nan: not on a slot)
+    inference_time: float = 0.0  # seconds, as the worker reports it
+    turnaround: float = 0.0  # seconds, as the worker reports it
+
+
+def _plausible_time(seconds: float) -> bool:
+    return math.isfinite(seconds) and seconds >= 0
 
 
 def _input_stamp(action: TimedAction) -> float:
@@ -97,6 +135,9 @@ class ArbiterConfig:
     upper: Sequence[float] = ()
     max_action_age: float = 0.25
     actuation_delay: float = 0.0  # seconds from an observation's stamp to the earliest tick using it
+    pool_size: int = 0  # worker ids are 0..pool_size-1 (before a schedule names them); 0: not checked
+    max_seq_jump: int = 10_000  # observation seqs an action may be ahead of the last actuated one
+    future_tolerance: float = 0.05  # seconds a stamp may be later than the arbiter's now (clock skew)
 
     def __post_init__(self) -> None:
         n = self.action_dim
@@ -118,6 +159,10 @@ class ArbiterConfig:
                 f"actuation_delay must be in [0, max_action_age = {self.max_action_age}) s, "
                 f"got {self.actuation_delay}"
             )
+        if self.pool_size < 0 or self.max_seq_jump < 1:
+            raise ValueError("pool_size must be >= 0 and max_seq_jump >= 1")
+        if not 0 <= self.future_tolerance < math.inf:
+            raise ValueError(f"future_tolerance must be finite and >= 0 s, got {self.future_tolerance}")
 
 
 @dataclass
@@ -142,6 +187,24 @@ class ArbiterCore:
         self._last_stamp = -math.inf  # observation stamp behind the current command
         self._command = self._safe.copy()
         self.episode = -1  # current episode of the robot, -1 if unknown
+        self._workers: frozenset[int] | None = None  # ids the current schedule names (None: no schedule)
+
+    def set_workers(self, workers: Iterable[int] | None) -> None:
+        """The current schedule names `workers` (None: no schedule yet, any id of the pool): actions of
+        any other worker id are refused from here on."""
+        self._workers = None if workers is None else frozenset(workers)
+
+    def check_heartbeat(self, worker_id: int, inference_time: float, turnaround: float) -> Rejection | None:
+        """A spare's heartbeat (never actuated, its timings go to the planner): from an id of the pool,
+        with plausible timings. A refusal is counted."""
+        reason = None
+        if self.config.pool_size and not 0 <= worker_id < self.config.pool_size:
+            reason = Rejection.UNKNOWN_WORKER
+        elif not _plausible_time(inference_time) or not _plausible_time(turnaround):
+            reason = Rejection.BAD_TIMING
+        if reason is not None:
+            self.rejected[reason] += 1
+        return reason
 
     def reset_counts(self) -> None:
         """Start counting rejections and superseded actions afresh (the measurement window opened)."""
@@ -178,7 +241,12 @@ class ArbiterCore:
 
         A robot has no episode topic: the ingest counts an episode when it sees the robot reset, and
         the first action of the next one (one more than the arbiter's, or the first it hears) starts it
-        here too (`set_episode`); a larger jump is not believed."""
+        here too (`set_episode`); a larger jump is refused (`EPISODE_JUMP`). An implausible action
+        (module docstring) is refused before it can change anything."""
+        reason = self._implausible(action, now)
+        if reason is not None:
+            self.rejected[reason] += 1
+            return reason
         if action.episode >= 0 and (self.episode < 0 or action.episode == self.episode + 1):
             self.set_episode(action.episode)
         reason = self._check(action, now)
@@ -199,16 +267,45 @@ class ArbiterCore:
                 self._pending = action
         return None
 
+    def _implausible(self, action: TimedAction, now: float) -> Rejection | None:
+        """Why `action` cannot be an output of this graph's workers (None: it can)."""
+        w = action.worker_id
+        if self._workers is not None:
+            if w not in self._workers:
+                return Rejection.UNKNOWN_WORKER
+        elif self.config.pool_size and not 0 <= w < self.config.pool_size:
+            return Rejection.UNKNOWN_WORKER
+        seq = action.observation_seq
+        if not 0 <= seq < MAX_SEQ or (
+            self._held_is_current(now) and seq - self._last_seq > self.config.max_seq_jump
+        ):
+            return Rejection.SEQ_JUMP
+        latest = now + self.config.future_tolerance
+        for stamp in (action.observation_stamp, _input_stamp(action)):
+            if not math.isfinite(stamp) or stamp > latest:
+                return Rejection.FUTURE_STAMP
+        if self.episode >= 0 and action.episode > self.episode + 1:
+            return Rejection.EPISODE_JUMP
+        if not _plausible_time(action.inference_time) or not _plausible_time(action.turnaround):
+            return Rejection.BAD_TIMING
+        return None
+
+    def _held_is_current(self, now: float) -> bool:
+        """An action has been actuated and its observation is within `max_action_age`: order is judged
+        against it (a stale reference, even a bad one, is not kept as one)."""
+        return self._last_seq >= 0 and now - self._last_stamp <= self.config.max_action_age
+
     def _check(self, action: TimedAction, now: float) -> Rejection | None:
         data = np.asarray(action.data, dtype=np.float64)
         if data.shape != (self.config.action_dim,):
             return Rejection.SIZE
         if not np.all(np.isfinite(data)):
             return Rejection.NOT_FINITE
-        if action.observation_seq < self._last_seq or action.observation_stamp < self._last_stamp:
-            return Rejection.OUT_OF_ORDER
-        if action.observation_seq == self._last_seq and action.worker_id == self._last_worker:
-            return Rejection.DUPLICATE
+        if self._held_is_current(now):
+            if action.observation_seq < self._last_seq or action.observation_stamp < self._last_stamp:
+                return Rejection.OUT_OF_ORDER
+            if action.observation_seq == self._last_seq and action.worker_id == self._last_worker:
+                return Rejection.DUPLICATE
         if now - action.observation_stamp > self.config.max_action_age:
             return Rejection.STALE
         if 0 <= action.episode < self.episode:

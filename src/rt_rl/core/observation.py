@@ -87,7 +87,8 @@ def reorder_joint_state(
 
 class JointPicker:
     """`reorder_joint_state` for a stream: the index order is worked out once per distinct name list
-    (a JointState stream repeats the same names), not once per sample."""
+    (a JointState stream repeats the same names), not once per sample. A sample whose picked positions
+    or velocities are not finite is refused (ValueError), as is one with mismatched lengths."""
 
     def __init__(self, wanted: Sequence[str]) -> None:
         self.wanted = list(wanted)
@@ -107,6 +108,8 @@ class JointPicker:
             except KeyError as missing:
                 raise KeyError(f"joint {missing} not in JointState (it names {', '.join(key)})") from None
             self._names = key
-        return np.asarray(positions, dtype=np.float64)[self._order], np.asarray(velocities, dtype=np.float64)[
-            self._order
-        ]
+        pos = np.asarray(positions, dtype=np.float64)[self._order]
+        vel = np.asarray(velocities, dtype=np.float64)[self._order]
+        if not (np.all(np.isfinite(pos)) and np.all(np.isfinite(vel))):
+            raise ValueError("JointState has a position or velocity that is not finite (NaN or inf)")
+        return pos, vel

@@ -31,7 +31,15 @@ import numpy as np
 from rt_rl_interfaces.msg import Actuation
 from std_msgs.msg import Float64MultiArray
 
-from rt_rl.core.arbiter import ArbiterConfig, ArbiterCore, TickDecision, TickKind, TimedAction, episode_after
+from rt_rl.core.arbiter import (
+    IMPLAUSIBLE,
+    ArbiterConfig,
+    ArbiterCore,
+    TickDecision,
+    TickKind,
+    TimedAction,
+    episode_after,
+)
 from rt_rl.core.measurement import Measurement, WindowGate, summarize
 from rt_rl.core.pacer import Pacer
 from rt_rl.core.safe_stop import (
@@ -219,10 +227,12 @@ class ActuatorArbiter(RtNode):
                 upper=upper,
                 max_action_age=p["max_action_age"],
                 actuation_delay=p["actuation_delay_ticks"] / p["control_rate_hz"],
+                pool_size=p["num_workers"],
             )
         except ValueError as err:
             raise ConfigError(str(err)) from None
         self.core = ArbiterCore(config)
+        self._core_grid = None  # the schedule whose workers the core accepts actions from
         try:
             self.safe_stop = safe_stop_plan(p)  # the launcher's guard reads the same parameters
         except ValueError as err:
@@ -346,11 +356,18 @@ class ActuatorArbiter(RtNode):
         if reward is not None:
             self.core.set_episode(episode_after(reward.episode, reward.terminated or reward.truncated))
         inference_times = []
-        scheduled = self.planner.schedule is not None  # read without the lock: set once, never unset
+        grid = self.planner.schedule  # read without the lock: replaced whole, never unset
+        if grid is not self._core_grid:
+            # across a re-lay the old grid's slots run until the new epoch: both grids' workers
+            old = self._core_grid.workers if self._core_grid is not None else ()
+            self.core.set_workers((*grid.workers, *old))
+            self._core_grid = grid
+        scheduled = grid is not None
         for msg in self.actions.take_all():
             if scheduled and msg.schedule_revision == 0:
-                self.heartbeats += 1
-                inference_times.append((msg.worker_id, msg.inference_time, msg.turnaround, None))
+                if self.core.check_heartbeat(msg.worker_id, msg.inference_time, msg.turnaround) is None:
+                    self.heartbeats += 1
+                    inference_times.append((msg.worker_id, msg.inference_time, msg.turnaround, None))
                 continue
             action = TimedAction(
                 np.asarray(msg.data, dtype=np.float64),
@@ -360,11 +377,13 @@ class ActuatorArbiter(RtNode):
                 episode=msg.episode,
                 input_stamp=from_time_msg(msg.input_stamp),
                 slot_end=from_time_msg(msg.slot_end) if msg.schedule_revision else math.nan,
+                inference_time=msg.inference_time,
+                turnaround=msg.turnaround,
             )
-            inference_times.append(
-                (msg.worker_id, msg.inference_time, msg.turnaround, action.observation_stamp)
-            )
-            self.core.offer(action, now)
+            if self.core.offer(action, now) not in IMPLAUSIBLE:  # a forged one's timings are not believed
+                inference_times.append(
+                    (msg.worker_id, msg.inference_time, msg.turnaround, action.observation_stamp)
+                )
         return inference_times
 
     # --- schedule (executor thread, off the control path) ------------------------------------------
