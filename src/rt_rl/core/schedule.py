@@ -663,8 +663,10 @@ class SchedulePlanner:
             if same_pool and not self.retuner.update(monotonic_now, current, estimate, typical):
                 return None
         lead = max(estimate + self.margin, self.min_lead)
+        # ticks that move with the starts (lock_ticks) keep every completion's lead: no slack needed
         period, phase = self.aligned_sensor(
-            max(self.control_period, typical / len(workers)), lead - estimate - self.margin
+            max(self.control_period, typical / len(workers)),
+            math.inf if self.lock_ticks else lead - estimate - self.margin,
         )
         self.tick_shift = 0.0
         if self.lock_ticks and period > 0:
