@@ -1,31 +1,38 @@
-"""ros2 launch rt_rl rt_rl.launch.py [params_file:=FILE] [num_workers:=N] [synthetic_latency:=S]
+"""ros2 launch rt_rl rt_rl.launch.py [params_file:=FILE] [num_workers:=N|auto] [synthetic_latency:=S] [with_sim:=false]
 
 The same graph as `rt-rl launch`, from the same description (rt_rl.graph): MuJoCo sim, sensor ingest,
-N staggered inference workers (respawned if they die) and the actuator arbiter. The params file is
-expanded exactly as the project's launcher does it (per-worker sections with their worker_id).
-On a robot, drop mujoco_sim with `with_sim:=false` and point the topics at ros2_control.
+N staggered inference workers (respawned if they die, up to the launcher's limit) and the actuator
+arbiter. The params file is expanded exactly as the project's launcher does it (per-worker sections with
+their worker_id) and written, with a bag if the file records one, into this launch's log directory
+(ROS_LOG_DIR). On a robot, drop mujoco_sim with `with_sim:=false` and point the topics at ros2_control.
+Where it differs from `rt-rl launch`: docs/ros2_launch.md.
 """
 
 import os
-import tempfile
+from pathlib import Path
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction, Shutdown
+from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction, Shutdown
+from launch.logging import launch_config
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from rt_rl.graph import (
+    RECORDER,
     describe_graph,
     expand_params,
     load_params,
     node_environment,
+    priority_notes,
     realtime_permitted,
+    robot_mode,
     uses_realtime,
     wants_recording,
     worker_pool,
     write_params,
 )
+from rt_rl.launcher import MAX_RESPAWNS
 
 
 def _nodes(context):
@@ -40,16 +47,20 @@ def _nodes(context):
     n = pool.processes
     latency = LaunchConfiguration("synthetic_latency").perform(context)
     overrides = {"synthetic_latency": float(latency)} if latency else {}
-    expanded = write_params(
-        expand_params(params, n, overrides, pool.auto),
-        os.path.join(tempfile.mkdtemp(prefix="rt_rl_"), "params.yaml"),
-    )
-    with_sim = LaunchConfiguration("with_sim").perform(context).lower() in ("1", "true", "yes")
-    env = node_environment(dict(os.environ), uses_realtime(params) and realtime_permitted())
-    actions = []
-    for spec in describe_graph(n, wants_recording(params)):
-        if spec.name == "mujoco_sim" and not with_sim:
-            continue
+    run_dir = Path(launch_config.log_dir)  # this launch's own directory under ROS_LOG_DIR
+    graph_params = expand_params(params, n, overrides, pool.auto)
+    if wants_recording(params):  # the bag beside the logs, as `rt-rl launch` puts it in its run directory
+        rec = graph_params[RECORDER]["ros__parameters"]
+        rec.setdefault("output_dir", str((run_dir / "bag").resolve()))
+        rec.setdefault("params_snapshot", str((run_dir / "params.yaml").resolve()))
+    expanded = write_params(graph_params, run_dir / "params.yaml")
+    choice = LaunchConfiguration("with_sim").perform(context).lower()
+    # default: as `rt-rl launch`, no simulator for a params file with a robot section (robot mode)
+    with_sim = not robot_mode(params) if choice in ("", "auto") else choice in ("1", "true", "yes")
+    env = node_environment(dict(os.environ), uses_realtime(graph_params) and realtime_permitted())
+    # graph threads that would preempt a robot's control loop, as `rt-rl launch` names them
+    actions = [LogInfo(msg=f"priorities: {line}") for line in priority_notes(params)]
+    for spec in describe_graph(n, wants_recording(params), with_sim):
         actions.append(
             Node(
                 package="rt_rl",
@@ -58,6 +69,7 @@ def _nodes(context):
                 parameters=[str(expanded)],
                 respawn=spec.respawn,
                 respawn_delay=1.0,
+                respawn_max_retries=MAX_RESPAWNS if spec.respawn else -1,
                 output="screen",
                 additional_env=env,
                 # a required node's exit ends the launch, like `rt-rl launch`
@@ -79,7 +91,9 @@ def generate_launch_description():
                 "synthetic_latency", default_value="", description="seconds added per inference"
             ),
             DeclareLaunchArgument(
-                "with_sim", default_value="true", description="start mujoco_sim (false on a robot)"
+                "with_sim",
+                default_value="auto",
+                description="start mujoco_sim: auto (not for a params file with a robot section), true, false",
             ),
             OpaqueFunction(function=_nodes),
         ]
