@@ -81,7 +81,7 @@ def test_robot_section_spreads_over_the_nodes_and_leaves_out_the_simulator():
     assert "robot" not in out
     assert out["sensor_ingest"]["ros__parameters"]["joint_states_topic"] == "/joint_states"
     assert out["sensor_ingest"]["ros__parameters"]["command_topic"] == "/effort_controller/commands"
-    assert out["sensor_ingest"]["ros__parameters"]["reset_jump"] == 0.2  # robot mode: resets detected
+    assert out["sensor_ingest"]["ros__parameters"]["reset_jump"] == 0.1  # robot mode: resets detected
     assert out["actuator_arbiter"]["ros__parameters"]["command_topic"] == "/effort_controller/commands"
     assert out["actuator_arbiter"]["ros__parameters"]["command_lower"] == [-0.4] * 3  # the node's own wins
     assert "mujoco_sim" not in [n.name for n in describe_graph(2, with_sim=False)]

@@ -625,14 +625,21 @@ def main(argv: list[str] | None = None) -> int:
     lead = schedule["lead_ms"] / 1e3 if schedule.get("lead_ms") else None
     try:
         setup = twin_setup(params, delay=a.twin_delay, lead=lead, workers=schedule.get("num_workers"))
-        twin = twin_shares(
-            setup.task,
-            setup.timing,
-            setup.delay_calls,
-            a.twin_ticks,
-            delay_choices=setup.delay_choices,
-            episode_steps=setup.episode_steps,
-        )
+
+        def twin_at(offs: Sequence[float] | None = None, steps_per_tick: int | None = None) -> dict[int, float]:
+            """The twin's delay shares: in ticks, or in physics steps at the measured offsets `offs`."""
+            return twin_shares(
+                setup.task,
+                setup.timing,
+                setup.delay_calls,
+                a.twin_ticks,
+                delay_choices=setup.delay_choices,
+                episode_steps=setup.episode_steps,
+                offset_samples=offs,
+                steps_per_tick=steps_per_tick,
+            )
+
+        twin = twin_at()
     except ValueError as err:
         return _error(str(err).splitlines()[0])
     measured = [measure_run(r["probe"], period) for r in runs]
@@ -651,23 +658,11 @@ def main(argv: list[str] | None = None) -> int:
         offsets += offs
         run_offsets.append(offs)
 
-    def twin_at(offs: Sequence[float]) -> dict[int, float]:
-        return twin_shares(
-            setup.task,
-            setup.timing,
-            setup.delay_calls,
-            a.twin_ticks,
-            delay_choices=setup.delay_choices,
-            episode_steps=setup.episode_steps,
-            offset_samples=offs,
-            steps_per_tick=per_tick,
-        )
-
     if offsets:
-        twin_steps = twin_at(offsets)
+        twin_steps = twin_at(offsets, per_tick)
         # each run against the twin at its own offsets (the tick's phase on the robot's 2 ms grid is the
         # run's own: a tick lock is to the sensor period, not to the update grid inside it)
-        per_run = [twin_at(offs) if offs else {} for offs in run_offsets]
+        per_run = [twin_at(offs, per_tick) if offs else {} for offs in run_offsets]
         robot = {
             "physics_step_ms": h * 1e3,
             "twin_shares": twin_steps,
