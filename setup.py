@@ -31,6 +31,7 @@ setup(
             "inference_worker = rt_rl.nodes.inference_worker:main",
             "actuator_arbiter = rt_rl.nodes.actuator_arbiter:main",
             "bag_recorder = rt_rl.nodes.bag_recorder:main",
+            "safe_stop_guard = rt_rl.nodes.safe_stop_guard:main",
         ],
     },
 )

@@ -59,10 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     rclpy, node, stop = outside_node("rt_rl_outside_probe")
     wall: list[float] = []
     mono: list[float] = []
+    last: list[list[float]] = []  # the newest command's values (a stop must end on the safe one)
 
-    def on_msg(_msg) -> None:
+    def on_msg(msg) -> None:
         mono.append(time.monotonic())
         wall.append(time.time())
+        last[:] = [list(msg.data)]
 
     # best effort matches any publisher; depth 10 as a typical user's subscriber
     node.create_subscription(Float64MultiArray, a.topic, on_msg, qos_profile_sensor_data)
@@ -71,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     while not stop:
         executor.spin_once(timeout_sec=0.1)
     with open(a.out, "w") as f:
-        json.dump({"topic": a.topic, "wall": wall, "mono": mono}, f)
+        json.dump({"topic": a.topic, "wall": wall, "mono": mono, "last": last[0] if last else None}, f)
     close_outside_node(rclpy, node)
     return 0
 

@@ -63,6 +63,13 @@ class Pacer:
         """Move every later tick by `seconds` (> 0: later; the next period is that much longer)."""
         self.start += seconds
 
+    def rebase(self, tick: int, at: float, period: float) -> None:
+        """From tick `tick` (due at `at`) on, ticks are `period` apart: a rate change at a tick."""
+        if not period > 0:
+            raise ValueError(f"period must be > 0 s, got {period}")
+        self.period = period
+        self.start = at - tick * period
+
     def record_start(self, due: float, started: float) -> None:
         """Count a tick that began later than the tolerance (called with the real start time)."""
         if started - due > self.late_tolerance:

@@ -639,6 +639,45 @@ class SchedulePlanner:
             return 0.0, 0.0
         return self.sensor_period, sensor_phase(self._stamps, self.sensor_period) + self.sensor_offset
 
+    def change_period(self, period: float, switch_at: float, min_lead: float = 0.0) -> Schedule | None:
+        """A new control period from the tick at `switch_at` on (a live rate change): the grid for it,
+        whose epoch is that tick, or None before the first grid. The old grid serves every tick before
+        it (`GridTimeline`), so the caller picks a `switch_at` a notice plus the new lead ahead and moves
+        its clock there. The tick lock does not move this grid (a later re-lay may)."""
+        self.control_period = period
+        self.min_lead = min_lead
+        current = self.schedule
+        if current is None or not len(self.estimator):
+            return None
+        estimate = self.estimator.estimate()
+        lead = max(estimate + self.margin, min_lead)
+        typical = self.slots.typical() * (1.0 + CYCLE_HEADROOM)
+        workers = current.workers
+        sensor, phase = self.aligned_sensor(max(period, typical / len(workers)), math.inf)
+        self.tick_shift = 0.0
+        # the grid's first tick is `switch_at`: starts no sooner than that tick minus its lead
+        self.schedule = next_grid(
+            current,
+            workers,
+            period,
+            estimate,
+            switch_at,
+            switch_at - lead - sensor,
+            0.0,
+            0.0,
+            sensor,
+            phase,
+            typical,
+            min_lead,
+        )
+        return self.schedule
+
+    def switch_lead(self) -> float:
+        """How far ahead a rate change must be set: the grid's notice, the longest lead and a sensor
+        period (the worst case of `change_period`)."""
+        estimate = self.estimator.estimate() if len(self.estimator) else 0.0
+        return self.notice + max(estimate + self.margin, self.min_lead) + self.sensor_period
+
     def plan(self, now: float, tick_phase: float, subscribers: int, monotonic_now: float) -> Schedule | None:
         """A new grid to publish, or None to keep the current one. `now`/`tick_phase` are on the
         grid's clock; `monotonic_now` times the holds and who is alive."""

@@ -13,6 +13,19 @@ dying), its last command is the safe command (`rt_rl.core.safe_stop`): the contr
 through a `CommandGate` that the stop closes first, then the safe command goes out and the stop waits
 for every subscriber to acknowledge it; only then the node leaves the graph.
 
+Lifecycle: a managed node (`ros2 lifecycle set /actuator_arbiter configure|activate|deactivate|
+cleanup|shutdown`). `configure` reads and checks every parameter and starts the clock and the schedule
+(the workers warm up and run, nothing is published); `activate` engages with a ramp from the robot's
+current command (the newest on the command topic, else the safe command) to the policy's;
+`deactivate` ramps to the safe command, publishes it and then publishes nothing (`rt_rl.core.engage`).
+With `autostart` (the default, as `rt-rl launch` and the launch file use it) the node configures and
+activates itself.
+
+Live rate: `control_rate_hz` may be set while the node runs. The change takes effect at a tick of the
+old clock far enough ahead that every worker has heard the grid laid for the new period
+(`SchedulePlanner.change_period`): the old grid serves every tick before it, the new one every tick
+from it.
+
 Clocks: the ticks and the schedule grid are on one clock, the wall clock (CLOCK_REALTIME: the clock
 hosts can share through PTP/NTP, so workers on another machine can follow the grid). Durations
 (control period, inference time) are measured on the monotonic clock. Action ages compare a tick's wall
@@ -25,9 +38,11 @@ import math
 import sys
 import threading
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import numpy as np
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.lifecycle import LifecycleNodeMixin, LifecycleState, TransitionCallbackReturn
 from rt_rl_interfaces.msg import Actuation
 from std_msgs.msg import Float64MultiArray
 
@@ -40,6 +55,7 @@ from rt_rl.core.arbiter import (
     TimedAction,
     episode_after,
 )
+from rt_rl.core.engage import Engagement, EngageRamp
 from rt_rl.core.measurement import Measurement, WindowGate, summarize
 from rt_rl.core.pacer import Pacer
 from rt_rl.core.safe_stop import (
@@ -75,7 +91,35 @@ from rt_rl.tasks import TASKS, get_task
 
 PARAMS = (
     Param("task", "Hopper-v5", "task: default action size and limits", choices=tuple(TASKS)),
-    Param("control_rate_hz", 100.0, "fixed control rate", 0.1, 10000.0),
+    Param(
+        "control_rate_hz",
+        100.0,
+        "control rate; settable while running: the clock and the schedule change at a tick",
+        0.1,
+        10000.0,
+        live=True,
+    ),
+    Param(
+        "autostart",
+        True,
+        "configure and activate at start; false: wait for `ros2 lifecycle set` (configure, activate)",
+    ),
+    Param(
+        "engage_ramp_time",
+        0.5,
+        "seconds over which activate blends from the robot's current command to the policy's, and "
+        "deactivate to the safe command",
+        0.0,
+        60.0,
+    ),
+    Param(
+        "ramp_max_rate",
+        20.0,
+        "command units per second: the largest change per actuator while engaging or disengaging "
+        "(per tick: this times the control period)",
+        1e-6,
+        1e9,
+    ),
     Param("num_workers", 1, "staggered inference workers (ids 0..N-1); with auto_workers, the most", 1, 1024),
     Param(
         "auto_workers",
@@ -206,10 +250,103 @@ def _vector(value: list[float], n: int, default: list[float], name: str) -> list
         raise ConfigError(str(err)) from None
 
 
-class ActuatorArbiter(RtNode):
+class ActuatorArbiter(RtNode, LifecycleNodeMixin):
     def __init__(self) -> None:
-        super().__init__("actuator_arbiter")
+        RtNode.__init__(self, "actuator_arbiter")
+        LifecycleNodeMixin.__init__(self)
         p = declare(self, PARAMS)
+        self._configured = False
+        self.pacer: Pacer | None = None
+        self.planner: SchedulePlanner | None = None
+        self._last_tick_due = 0.0
+        self._lock = threading.Lock()  # planner, measurement, gate: control thread vs executor thread
+        self._cleanup = threading.Event()  # stops the control thread on `cleanup`
+        self._rate_change: tuple[float, float] | None = None  # (new period, tick it starts at)
+        self._engaged_changed = threading.Event()  # the control thread finished a hand-back
+        self.rates: dict[str, dict[str, int]] = {}  # per control rate: ticks and fresh ones
+        self._cmd_msg = Float64MultiArray()
+        self.cmd_pub = self.publisher("command", p)
+        self._act_msg = Actuation()  # one per tick, refilled: what was actuated and why
+        self.act_pub = self.publisher("actuation", p)
+        self.sched_pub = self.publisher("schedule", p)
+        self._topics = p
+        self.robot_command = None  # newest command on the command topic while inactive (see _listen)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.start_reporting(p["statistics_rate_hz"])
+        self.create_timer(0.1, self._plan)
+        self.create_timer(1.0, self._republish_schedule)
+        sys.setswitchinterval(0.0005)  # the tick thread must not wait 5 ms for the GIL
+        if p["autostart"]:
+            self._configure(p)
+            self.trigger_configure()  # the state machine follows (configure is then a no-op)
+            self.trigger_activate()
+        else:
+            self._listen(True)
+            self.get_logger().info("unconfigured: waiting for `ros2 lifecycle set` configure, activate")
+
+    # --- lifecycle ----------------------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self._configured:
+            return TransitionCallbackReturn.SUCCESS
+        params = {q.name: self.get_parameter(q.name).value for q in PARAMS}
+        params = {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in params.items()}
+        try:
+            self._configure(params)
+        except ConfigError as err:
+            self.get_logger().error(f"configure refused: {err}")
+            return TransitionCallbackReturn.FAILURE
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        start = self.robot_command
+        self._listen(False)
+        self.ramp.activate(start)
+        where = "the safe command" if start is None else f"the robot's command {np.round(start, 3).tolist()}"
+        self.get_logger().info(f"activate: engaging from {where} over {self.ramp.ramp_time:g} s")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._engaged_changed.clear()
+        self.ramp.deactivate()
+        if not self._engaged_changed.wait(self.ramp.ramp_time + 2.0):
+            self.get_logger().error("deactivate: the ramp to the safe command did not finish")
+            return TransitionCallbackReturn.FAILURE
+        self._listen(True)
+        self.get_logger().info(
+            f"deactivate: safe command {list(self.safe_stop.command)} published, handed back"
+        )
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._cleanup.set()
+        for thread in self._threads:
+            thread.join(timeout=2.0)
+        self._threads.clear()
+        self._configured = False
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.stop_event.set()  # the node's run loop ends: before_exit makes the stop safe
+        return TransitionCallbackReturn.SUCCESS
+
+    def _listen(self, on: bool) -> None:
+        """While inactive, follow the command topic (someone else may be commanding the robot): the
+        newest command is where `activate` starts its ramp from."""
+        if on and getattr(self, "_command_sub", None) is None:
+
+            def heard(msg: Float64MultiArray) -> None:
+                self.robot_command = np.asarray(msg.data, dtype=np.float64)
+
+            self._command_sub = self.create_subscription(
+                Float64MultiArray, self.cmd_pub.topic_name, heard, 10
+            )
+        elif not on and getattr(self, "_command_sub", None) is not None:
+            self.destroy_subscription(self._command_sub)
+            self._command_sub = None
+
+    # --- configuration ------------------------------------------------------------------------------
+    def _configure(self, p: dict) -> None:
+        """Check every parameter and build the control clock's parts; start the control thread."""
         try:
             task = get_task(p["task"])
         except ValueError as err:
@@ -271,21 +408,18 @@ class ActuatorArbiter(RtNode):
         self.measurement = Measurement(self.period, self.num_workers)
         self.gate = WindowGate()
         self.pacer: Pacer | None = None
-        self._lock = threading.Lock()  # planner, measurement, gate: control thread vs executor thread
         self._last_tick_due = 0.0
-
-        self._cmd_msg = Float64MultiArray()
-        self.cmd_pub = self.publisher("command", p)
-        self._act_msg = Actuation()  # one per tick, refilled: what was actuated and why
-        self.act_pub = self.publisher("actuation", p)
-        self.sched_pub = self.publisher("schedule", p)
+        self.delay_ticks = p["actuation_delay_ticks"]
+        try:
+            self.ramp = EngageRamp(self.core.safe_command, p["engage_ramp_time"], p["ramp_max_rate"])
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
         # Every action is kept until the next tick takes it (depth: a few per worker per tick).
-        self.actions = self.reader("action", p, QosSpec(10 * self.num_workers))  # volatile: no history
-        self.episode_ends = self.reader("episode_end", p)
-        self.start_reporting(p["statistics_rate_hz"])
-        self.create_timer(0.1, self._plan)
-        self.create_timer(1.0, self._republish_schedule)
-        sys.setswitchinterval(0.0005)  # the tick thread must not wait 5 ms for the GIL
+        if getattr(self, "actions", None) is None:
+            self.actions = self.reader("action", p, QosSpec(10 * self.num_workers))  # volatile: no history
+            self.episode_ends = self.reader("episode_end", p)
+        self._cleanup.clear()
+        self._configured = True
         self.start_thread(self._control_loop, "control")
 
     # --- control clock ------------------------------------------------------------------------------
@@ -294,8 +428,9 @@ class ActuatorArbiter(RtNode):
         # Ticks on the wall clock, the schedule grid's clock (module docstring).
         self.pacer = Pacer(self.period, time.time())
         msg = self._cmd_msg
-        while not self.stop_event.is_set():
+        while not self.stop_event.is_set() and not self._cleanup.is_set():
             tick, due = self.pacer.wait(clock=time.time)
+            self._maybe_switch_rate(tick, due)
             now = time.time()
             inference_times = self._take_inputs(now)
             grid = self.planner.schedule  # read without the lock: replaced whole, never unset
@@ -311,10 +446,18 @@ class ActuatorArbiter(RtNode):
                     inference_times += self._take_inputs(now)
                     self.grace_fresh += self.core.has_due(now)
             decision = self.core.tick(now)
-            msg.data = float64_array(decision.command)
-            if not self.command_gate.pass_through(self.cmd_pub.publish, msg):
-                return  # the stop has begun: its safe command is the last one
+            was = self.ramp.state
+            command = self.ramp.step(decision.command, self.period)
+            if command is not None:
+                msg.data = float64_array(command)
+                if not self.command_gate.pass_through(self.cmd_pub.publish, msg):
+                    return  # the stop has begun: its safe command is the last one
+            if was is Engagement.DISENGAGING and self.ramp.state is Engagement.INACTIVE:
+                self._engaged_changed.set()  # the safe command went out: handed back
             published = time.monotonic()
+            rate = self.rates.setdefault(f"{1.0 / self.period:g}", {"ticks": 0, "fresh": 0})
+            rate["ticks"] += 1
+            rate["fresh"] += decision.kind is TickKind.FRESH
             with self._lock:  # once per tick: the planner and the measurement are read off this thread
                 # the grid is laid on the ideal tick times, not on this tick's (jittered) wake-up
                 self._last_tick_due = due
@@ -332,6 +475,53 @@ class ActuatorArbiter(RtNode):
                         self.core.reset_counts()  # rejections and superseded count inside the window
                     self.measurement.add_tick(decision.kind.value, published, decision.action_age)
             self._publish_actuation(tick, now, decision)
+
+    def _maybe_switch_rate(self, tick: int, due: float) -> None:
+        """At the tick the new grid starts on (`_on_set_parameters`), move the clock to the new period."""
+        change = self._rate_change
+        if change is None or due < change[1] - 1e-6:
+            return
+        period, at = change
+        self._rate_change = None
+        self.pacer.rebase(tick, due, period)
+        self.period = period
+        self.core.config = replace(self.core.config, actuation_delay=self.delay_ticks * period)
+        with self._lock:
+            self.measurement.period = period
+        self.get_logger().info(
+            f"control rate {1.0 / period:g} Hz from tick {tick} ({(due - at) * 1e3:+.2f} ms)"
+        )
+
+    def _on_set_parameters(self, params) -> SetParametersResult:
+        """`ros2 param set /actuator_arbiter control_rate_hz X`: lay the grid for the new period and set
+        the tick it starts at; refused (with the reason) before the clock runs or while one is pending."""
+        for param in params:
+            if param.name != "control_rate_hz":
+                continue
+            rate = float(param.value)
+            if self.pacer is None or not self._configured:
+                return SetParametersResult(successful=False, reason="configure the arbiter first")
+            if self._rate_change is not None:
+                return SetParametersResult(successful=False, reason="a rate change is still pending")
+            period = 1.0 / rate
+            with self._lock:
+                old = self.pacer.period
+                now = time.time()
+                # the first tick of the old clock that leaves every worker time to hear the new grid
+                ahead = self.planner.switch_lead() + 2 * old
+                last = self._last_tick_due or now
+                at = last + math.ceil((now + ahead - last) / old) * old
+                schedule = self.planner.change_period(period, at, self.delay_ticks * period)
+                self._rate_change = (period, at)
+            if schedule is not None:
+                self.sched_pub.publish(schedule_to_msg(schedule))
+            laid = (
+                ""
+                if schedule is None
+                else f", schedule r{schedule.revision} spacing {schedule.spacing * 1e3:.2f} ms"
+            )
+            self.get_logger().info(f"control rate {rate:g} Hz requested: from {at - now:.3f} s on{laid}")
+        return SetParametersResult(successful=True)
 
     def _publish_actuation(self, tick: int, now: float, decision: TickDecision) -> None:
         """The tick's record for recorders and datasets, after the command (off its latency)."""
@@ -388,7 +578,7 @@ class ActuatorArbiter(RtNode):
 
     # --- schedule (executor thread, off the control path) ------------------------------------------
     def _plan(self) -> None:
-        if not self._last_tick_due:
+        if not self._last_tick_due or self.planner is None or self._cleanup.is_set():
             return
         with self._lock:
             schedule = self.planner.plan(
@@ -413,7 +603,7 @@ class ActuatorArbiter(RtNode):
         )
 
     def _republish_schedule(self) -> None:
-        schedule = self.planner.schedule
+        schedule = self.planner.schedule if self.planner is not None else None
         if schedule is not None:
             self.sched_pub.publish(schedule_to_msg(schedule))
 
@@ -432,6 +622,8 @@ class ActuatorArbiter(RtNode):
             snap.rejected = {k.value: v for k, v in self.core.rejected.items()}
         out = summarize(snap)
         out["pacer"] = self.pacer.counters() if self.pacer else {}
+        out["engagement"] = self.ramp.counts() if self._configured else {"state": "unconfigured"}
+        out["rates_hz"] = {k: dict(v) for k, v in self.rates.items()}
         out["tick_grace"] = {"waits": self.grace_waits, "fresh_after_wait": self.grace_fresh}
         out["safe_stop"] = None if self.safe_stop_report is None else asdict(self.safe_stop_report)
         out["schedule"] = (
@@ -460,14 +652,24 @@ class ActuatorArbiter(RtNode):
         return out
 
     def status(self) -> tuple[str, dict]:
+        if self.planner is None:
+            return "unconfigured", {"engagement": {"state": "unconfigured"}}
         state = "scheduled" if self.planner.schedule is not None else "warming up"
         return state, self.statistics(whole_window=self.stop_event.is_set())
 
     # --- stop ---------------------------------------------------------------------------------------
-    def on_shutdown(self) -> None:
+    def before_exit(self) -> None:
         """Every stop of the node ends here, its control thread stopped or not: close the gate (no
         policy command after this), publish the safe command until acknowledged (core.safe_stop), then
-        the final report (its counts include the safe commands, as the recorder's bag does)."""
+        the final report (its counts include the safe commands, as the recorder's bag does). An arbiter
+        that is not publishing (unconfigured, or inactive: handed back, its last command was the safe
+        one) publishes nothing: someone else may be commanding the robot."""
+        if not self._configured or not self.ramp.publishing:
+            self.get_logger().info(
+                "exit while inactive: nothing published (the last command was the safe one)"
+            )
+            super().before_exit()
+            return
         self.command_gate.close()
         msg = Float64MultiArray()
         msg.data = float64_array(np.asarray(self.safe_stop.command))
@@ -484,7 +686,7 @@ class ActuatorArbiter(RtNode):
             self.get_logger().info(text)
         else:
             self.get_logger().warning(text + " (a subscriber gone without leaving the graph?)")
-        super().on_shutdown()
+        super().before_exit()
 
 
 def main(argv: list[str] | None = None) -> int:

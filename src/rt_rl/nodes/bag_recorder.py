@@ -189,7 +189,7 @@ class BagRecorder(RtNode):
             "files": len(self.writer.files) + 1,
         }
 
-    def on_shutdown(self) -> None:
+    def before_exit(self) -> None:
         self._writer_thread.join(timeout=10.0)  # everything received so far is written first
         if self.sink.error:
             return  # the failure is the node's one line; the bag stays as it was left

@@ -106,9 +106,10 @@ class Param:
     low: float | None = None
     high: float | None = None
     choices: Sequence[str] = ()
+    live: bool = False  # settable while the node runs (`ros2 param set`); read once otherwise
 
     def descriptor(self) -> ParameterDescriptor:
-        d = ParameterDescriptor(description=self.description, read_only=True)
+        d = ParameterDescriptor(description=self.description, read_only=not self.live)
         if self.choices:
             d.additional_constraints = "one of: " + ", ".join(self.choices)
         if self.low is not None or self.high is not None:
@@ -444,7 +445,7 @@ class RtNode(Node):
         values["published"] = {p.topic_name: p.count for p in self._counted_publishers}
         self._diag_pub.publish(diagnostic(self, DiagnosticStatus.OK, message, values))
 
-    def on_shutdown(self) -> None:
+    def before_exit(self) -> None:
         """Called once after Ctrl-C/SIGTERM while the node can still publish: the final statistics
         (and publish counts) after the node's threads have stopped."""
         self.report()
@@ -494,7 +495,7 @@ def run(name: str, node_factory: Callable[[], RtNode], argv: Sequence[str] | Non
             node.stop_event.set()
             try:
                 node.join_threads()
-                node.on_shutdown()
+                node.before_exit()
                 time.sleep(0.1)  # let DDS deliver the final reports
             finally:
                 node.destroy_node()
