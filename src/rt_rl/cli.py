@@ -2,7 +2,7 @@
 
 rt-rl launch [PARAMS.yaml] [--duration S] [--summary FILE.json] [--workers N] [--synthetic-latency S]
              [--record DIR]
-rt-rl bench graph|soak|record|pipeline|delay|stagger|twin ...
+rt-rl bench graph|soak|record|pipeline|delay|stagger|twin|controller-load ...
 rt-rl train ...
 rt-rl train-offline DATASET_ID --out DIR   (TD3+BC from a recorded Minari dataset, evaluated in the twin)
 rt-rl train-curve RUN/eval.jsonl --out PNG   (a training run's evaluation returns, per delay)
@@ -11,6 +11,8 @@ rt-rl report RUN_DIR_OR_BAG [-o report.html]
 rt-rl dataset BAG... --out DIR [--name rt_rl/NAME-v0]   (a Minari dataset of recorded bags)
 rt-rl reload CHECKPOINT [--workers N]   (a new policy live on the running workers, one at a time)
 rt-rl bag reindex BAG   (a bag a killed recorder left: readable up to its last chunk, metadata.yaml rebuilt)
+rt-rl policy check MODEL [--contract C] [--reference REF.npz] [--calls N] [--threads K] [--rate HZ]
+rt-rl policy export CHECKPOINT OUT.onnx   (rt_rl's own policy as ONNX + contract, with parity)
 """
 
 from __future__ import annotations
@@ -107,6 +109,7 @@ MODULES = {
     ("bench", "record"): "rt_rl.bench.record",
     ("bench", "stagger"): "rt_rl.bench.stagger",
     ("bench", "twin"): "rt_rl.bench.twin",
+    ("bench", "controller-load"): "rt_rl.bench.controller_load",
     ("train",): "rt_rl.learning.train",
     ("train-offline",): "rt_rl.learning.train_offline",
     ("train-curve",): "rt_rl.learning.curve",
@@ -115,6 +118,7 @@ MODULES = {
     ("dataset",): "rt_rl.dataset",
     ("reload",): "rt_rl.reload",
     ("bag",): "rt_rl.bagfile",
+    ("policy",): "rt_rl.policy.cli",
 }
 
 

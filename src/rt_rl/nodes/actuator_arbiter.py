@@ -381,6 +381,7 @@ class ActuatorArbiter(RtNode, LifecycleNodeMixin):
         self.grace_waits = 0  # ticks that waited for their due action
         self.grace_fresh = 0  # ... and got it
         self.period = 1.0 / p["control_rate_hz"]
+        self._rate_key = f"{p['control_rate_hz']:g}"  # the summary's ticks per rate
         self.priority = p["realtime_priority"]
         self.num_workers = p["num_workers"]
         if p["min_workers"] > self.num_workers:
@@ -455,7 +456,9 @@ class ActuatorArbiter(RtNode, LifecycleNodeMixin):
             if was is Engagement.DISENGAGING and self.ramp.state is Engagement.INACTIVE:
                 self._engaged_changed.set()  # the safe command went out: handed back
             published = time.monotonic()
-            rate = self.rates.setdefault(f"{1.0 / self.period:g}", {"ticks": 0, "fresh": 0})
+            rate = self.rates.get(self._rate_key)
+            if rate is None:
+                rate = self.rates[self._rate_key] = {"ticks": 0, "fresh": 0}
             rate["ticks"] += 1
             rate["fresh"] += decision.kind is TickKind.FRESH
             with self._lock:  # once per tick: the planner and the measurement are read off this thread
@@ -485,6 +488,7 @@ class ActuatorArbiter(RtNode, LifecycleNodeMixin):
         self._rate_change = None
         self.pacer.rebase(tick, due, period)
         self.period = period
+        self._rate_key = f"{1.0 / period:g}"
         self.core.config = replace(self.core.config, actuation_delay=self.delay_ticks * period)
         with self._lock:
             self.measurement.period = period

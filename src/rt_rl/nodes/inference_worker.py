@@ -27,6 +27,12 @@ set fails with that one line as its reason and the old policy keeps running. An 
 shadow-run beside the live policy until its output depends on a real observation, then swapped in at
 that slot (rt_rl.policy.swap); the set succeeds once it is live, so a caller that goes worker by
 worker never has two workers switching at once.
+
+Models trained elsewhere (`.onnx`, TorchScript `.pt`) run through a contract (`policy_contract`, else
+`<model>.contract.yaml` beside the model; docs/policy_contract.md), which maps the ingest's observation
+to the model's input and its output to the command; a contract that does not fit the task, the model's
+shapes or the history the ingest appends is refused at start with one line. A reloaded external model
+takes the contract beside it if there is one, else `policy_contract`.
 """
 
 from __future__ import annotations
@@ -62,9 +68,9 @@ from rt_rl.nodes.common import (
     topic_param,
     wait_until_monotonic,
 )
-from rt_rl.policy.networks import observation_delay
+from rt_rl.policy.external import DEFAULT_PROVIDERS, ExternalPolicy
 from rt_rl.policy.provenance import Provenance
-from rt_rl.policy.runtime import Policy, load_policy
+from rt_rl.policy.runtime import Policy, external_ingest_history, load_policy, reload_contract
 from rt_rl.policy.swap import IngestContract, InputMap, PolicySwap, Switch, check_candidate
 from rt_rl.policy.timing_check import timing_differences
 from rt_rl.tasks import TASKS, TaskSpec, get_task
@@ -87,7 +93,20 @@ PARAMS = (
     RuntimeParam(
         "policy_checkpoint",
         "random",
-        "'random' (untrained MLP) or a checkpoint file; settable at runtime: hot reload",
+        "'random' (untrained MLP), an rt_rl checkpoint, a .onnx or TorchScript .pt model; settable at "
+        "runtime: hot reload",
+    ),
+    Param(
+        "policy_contract",
+        "",
+        "contract YAML of an ONNX/TorchScript model ('' = <model>.contract.yaml beside it; unused for "
+        "rt_rl checkpoints)",
+    ),
+    Param(
+        "onnx_providers",
+        list(DEFAULT_PROVIDERS),
+        "onnxruntime execution providers in order of preference (e.g. CUDAExecutionProvider first on a "
+        "GPU build of onnxruntime)",
     ),
     Param("action_history", 0, "history length the random policy's input includes", 0, 64),
     Param("seed", 0, "seed of the random policy (same in every worker: one policy)", 0, 2**31 - 1),
@@ -139,23 +158,41 @@ class Candidate:
     """A loaded and checked policy waiting to go live: what its input needs, how far back its output
     looks, and an event set by the inference thread when it is live."""
 
-    policy: Policy
+    policy: Policy | ExternalPolicy
     input_map: InputMap | None
     delay_calls: int
     live: threading.Event
 
 
-def load_candidate(source: str, task: TaskSpec, ingest: IngestContract, seed: int = 0) -> Candidate:
+def load_candidate(
+    source: str,
+    task: TaskSpec,
+    ingest: IngestContract,
+    seed: int = 0,
+    contract: str = "",
+    providers: tuple[str, ...] = DEFAULT_PROVIDERS,
+    threads: int = 1,
+) -> Candidate:
     """Load and check a replacement policy for a running graph (ValueError: one line saying why not):
-    it must load, be for `task`, and take the observations the ingest produces."""
+    it must load, be for `task`, and take the observations the ingest produces. An external model's
+    contract: the one beside it if there is one, else `contract` (the worker's policy_contract)."""
+    contract = reload_contract(source, contract)
     # 'random' takes the ingest's history length: it must fit the observations as they are.
-    policy = load_policy(source, task, seed, ingest.history_length)
+    policy = load_policy(
+        source,
+        task,
+        seed,
+        ingest.history_length,
+        contract=contract,
+        providers=providers,
+        threads=threads,
+        ingest_history=ingest.history_length,
+    )
     input_map = check_candidate(source, policy.info, ingest)
-    info = policy.info
-    return Candidate(policy, input_map, observation_delay(info.arch, info.depth), threading.Event())
+    return Candidate(policy, input_map, policy.delay_calls, threading.Event())
 
 
-def warm_up(policy: Policy, input_dim: int, steps: int = 20) -> float:
+def warm_up(policy: Policy | ExternalPolicy, input_dim: int, steps: int = 20) -> float:
     """First torch calls are slow (allocations, kernels): pay that before a policy is used. Median ms."""
     dummy = np.zeros(input_dim, dtype=np.float32)
     t = []
@@ -181,9 +218,22 @@ class InferenceWorker(RtNode):
         import torch
 
         torch.set_num_threads(p["torch_threads"])
+        self.threads = p["torch_threads"]
         try:
             self.task = get_task(p["task"])
-            self.policy = load_policy(p["policy_checkpoint"], self.task, p["seed"], p["action_history"])
+            self.contract = p["policy_contract"]
+            self.providers = tuple(n for n in p["onnx_providers"] if n) or DEFAULT_PROVIDERS
+            self.policy = load_policy(
+                p["policy_checkpoint"],
+                self.task,
+                p["seed"],
+                p["action_history"],
+                contract=self.contract,
+                providers=self.providers,
+                threads=p["torch_threads"],
+                # an external model must take what the ingest appends (it reads the sibling contract)
+                ingest_history=external_ingest_history(p["policy_checkpoint"]),
+            )
         except ValueError as err:
             raise ConfigError(str(err)) from None
         # What the ingest produces (it starts from the same checkpoint); replacements must take it.
@@ -199,7 +249,7 @@ class InferenceWorker(RtNode):
         self._latency_rng = np.random.default_rng(1000 + self.worker_id)
         self.priority = p["realtime_priority"]
         info = self.policy.info
-        self.delay_calls = observation_delay(info.arch, info.depth)
+        self.delay_calls = self.policy.delay_calls
         self.follower = SlotFollower(self.worker_id)
         self.timeline = GridTimeline()
         self.heartbeats = 0
@@ -282,7 +332,9 @@ class InferenceWorker(RtNode):
         old = self.policy.version
         t0 = time.monotonic()
         try:
-            candidate = load_candidate(source, self.task, self.ingest, self.seed)
+            candidate = load_candidate(
+                source, self.task, self.ingest, self.seed, self.contract, self.providers, self.threads
+            )
         except ValueError as err:
             return f"refused: {err}; still running {old}"
         warm_up(candidate.policy, candidate.policy.info.input_dim)

@@ -4,11 +4,17 @@ A checkpoint (`torch.save` of a dict) holds the weights, the architecture, the o
 normalisation, the history length and the timing it was trained for, so that sensor_ingest and the
 workers can configure themselves from the same file. `random` builds an untrained network with a fixed
 seed: useful to exercise the graph's timing before any training.
+
+Models trained elsewhere load through the same `load_policy`: a `.onnx` file (onnxruntime), or a `.pt`
+that is not an rt_rl checkpoint but loads as TorchScript, each with a contract (rt_rl.policy.contract;
+the `contract` argument, else `<model>.contract.yaml` beside the model) and run by
+rt_rl.policy.external.ExternalPolicy, which has this module's `Policy` interface.
 """
 
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,10 +22,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from rt_rl.policy.networks import build_network
-from rt_rl.tasks import TaskSpec
+from rt_rl.policy.contract import Contract, load_contract, sibling_contract
+from rt_rl.policy.external import DEFAULT_PROVIDERS, ExternalPolicy, ModelError, open_backend, version_of
+from rt_rl.policy.networks import build_network, observation_delay
+from rt_rl.tasks import TASKS, TaskSpec
 
 CHECKPOINT_FORMAT = "rt_rl.policy/1"
+EXTERNAL_FORMATS = ("onnx", "torchscript")  # PolicyInfo.arch of a model trained elsewhere
 
 
 @dataclass
@@ -58,6 +67,11 @@ class Policy:
     def version(self) -> str:
         return self.info.version
 
+    @property
+    def delay_calls(self) -> int:
+        """Calls from an observation to the first action that depends on it."""
+        return observation_delay(self.info.arch, self.info.depth)
+
     def reset(self) -> None:
         """Episode boundary: the pipeline's activations belong to the old episode."""
         self.state = self.net.initial_state(1)
@@ -78,9 +92,122 @@ def save_checkpoint(path: str | Path, info: PolicyInfo, net: torch.nn.Module, ex
     torch.save(blob, path)
 
 
-def read_policy_info(path: str | Path) -> PolicyInfo:
-    """Read only the description (normalisation, history) of a checkpoint; used by sensor_ingest."""
-    return _load_blob(path)[0]
+def read_policy_info(path: str | Path, contract: str | Path = "") -> PolicyInfo:
+    """Read only the description (normalisation, history) of a checkpoint; used by sensor_ingest.
+
+    A model trained elsewhere is described by its contract (`contract`, else the sibling
+    `<model>.contract.yaml`, else none: no history, no timing): raw observations (no normalisation)
+    and the contract's number of previous actions as the history the ingest appends.
+    """
+    kind, opened = open_model(path)
+    if kind == "rt_rl":
+        return opened[0]
+    c = find_contract(path, contract, required=False)
+    task = TASKS.get(c.task) if c is not None and c.task else None
+    return _external_info(resolve_checkpoint(path), kind, task, c, None)
+
+
+def open_model(path: str | Path) -> tuple[str, Any]:
+    """('rt_rl', (info, blob)) | ('onnx', None) | ('torchscript', module); told apart by the
+    extension (.onnx) and then by loading (an rt_rl checkpoint first, then TorchScript)."""
+    p = resolve_checkpoint(path)
+    if not p.is_file():
+        raise ValueError(f"policy checkpoint '{path}' is not a readable file")
+    if p.suffix.lower() == ".onnx":
+        return "onnx", None
+    try:
+        with warnings.catch_warnings():  # torch.load warns before it refuses a TorchScript archive
+            warnings.simplefilter("ignore", UserWarning)
+            return "rt_rl", _load_blob(path)
+    except ValueError as err:
+        from rt_rl.policy.external import open_torchscript
+
+        module = open_torchscript(p)
+        if module is None:
+            raise err from None
+        return "torchscript", module
+
+
+def external_ingest_history(source: str) -> int | None:
+    """For a model trained elsewhere, the history sensor_ingest appends for it (it reads only the
+    sibling contract: `read_policy_info`); None for 'random' and rt_rl checkpoints. A file that does
+    not load gives None here: `load_policy` says why."""
+    if source == "random":
+        return None
+    try:
+        kind, _ = open_model(source)
+        return None if kind == "rt_rl" else read_policy_info(source).history_length
+    except ValueError:
+        return None
+
+
+def reload_contract(source: str, current: str) -> str:
+    """The contract for a hot-reloaded model: '' (its sibling `<model>.contract.yaml`) when that file
+    exists, else the worker's current `policy_contract`."""
+    if source != "random" and sibling_contract(resolve_checkpoint(source)).is_file():
+        return ""
+    return current
+
+
+def find_contract(source: str | Path, contract: str | Path, required: bool) -> Contract | None:
+    if contract:
+        return load_contract(contract)
+    sibling = sibling_contract(resolve_checkpoint(source))
+    if sibling.is_file():
+        return load_contract(sibling)
+    if required:
+        raise ValueError(
+            f"policy '{source}' is a model trained elsewhere and needs a contract: set policy_contract "
+            f"or put {sibling.name} beside it (docs/policy_contract.md)"
+        )
+    return None
+
+
+def _external_info(
+    p: Path, kind: str, task: TaskSpec | None, c: Contract | None, ingest_history: int | None
+) -> PolicyInfo:
+    history = (c.previous_actions if c is not None else 0) if ingest_history is None else ingest_history
+    return PolicyInfo(
+        kind,
+        task.gym_id if task else (c.task or "" if c else ""),
+        task.obs_dim if task else 0,
+        task.action_dim if task else 0,
+        hidden=0,
+        depth=0,
+        history_length=history,
+        timing=c.timing() if c is not None else {},
+        version=version_of(p),
+    )
+
+
+def load_external(
+    source: str,
+    task: TaskSpec,
+    contract: str | Path = "",
+    *,
+    providers: tuple[str, ...] = DEFAULT_PROVIDERS,
+    threads: int = 1,
+    ingest_history: int | None = None,
+    opened: tuple[str, Any] | None = None,
+) -> ExternalPolicy:
+    """An ONNX/TorchScript model with its contract, checked against `task` and the model's shapes.
+
+    `ingest_history`: past commands the ingest appends (None: what the contract takes)."""
+    kind, module = opened or open_model(source)
+    if kind not in EXTERNAL_FORMATS:
+        raise ValueError(f"policy '{source}' is an rt_rl checkpoint, not a model trained elsewhere")
+    c = find_contract(source, contract, required=True)
+    assert c is not None
+    p = resolve_checkpoint(source)
+    try:
+        backend = open_backend(p, kind, c, tuple(providers), threads, module)
+        from rt_rl.policy.external import make_external
+
+        return make_external(
+            _external_info(p, kind, task, c, ingest_history), backend, c, task, ingest_history
+        )
+    except ModelError as err:
+        raise ValueError(f"policy '{source}': {err}") from None
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -112,8 +239,21 @@ def _load_blob(path: str | Path) -> tuple[PolicyInfo, dict]:
     return info, blob
 
 
-def load_policy(source: str, task: TaskSpec, seed: int = 0, history_length: int = 0) -> Policy:
-    """`source` is 'random' or a checkpoint path. Refuses a checkpoint made for other dimensions."""
+def load_policy(
+    source: str,
+    task: TaskSpec,
+    seed: int = 0,
+    history_length: int = 0,
+    *,
+    contract: str | Path = "",
+    providers: tuple[str, ...] = DEFAULT_PROVIDERS,
+    threads: int = 1,
+    ingest_history: int | None = None,
+) -> Policy | ExternalPolicy:
+    """`source` is 'random' or a checkpoint path. Refuses a checkpoint made for other dimensions.
+
+    An ONNX or TorchScript model is loaded with its contract (`contract`, else the sibling file) by
+    `load_external`; `providers`, `threads` and `ingest_history` apply to those only."""
     if source == "random":
         torch.manual_seed(seed)
         info = PolicyInfo(
@@ -126,7 +266,18 @@ def load_policy(source: str, task: TaskSpec, seed: int = 0, history_length: int 
         )
         net = build_network("mlp", info.input_dim, info.act_dim, info.hidden, info.depth)
         return Policy(info, net, task.action_low, task.action_high)
-    info, blob = _load_blob(source)
+    opened = open_model(source)
+    if opened[0] != "rt_rl":
+        return load_external(
+            source,
+            task,
+            contract,
+            providers=providers,
+            threads=threads,
+            ingest_history=ingest_history,
+            opened=opened,
+        )
+    info, blob = opened[1]
     if (info.obs_dim, info.act_dim) != (task.obs_dim, task.action_dim):
         raise ValueError(
             f"policy checkpoint '{source}' is for obs {info.obs_dim}/action {info.act_dim} ({info.task}), "

@@ -86,7 +86,11 @@ def configured_differences(trained: Mapping[str, Any], params: Mapping[str, Any]
             f"trained for {lo * 1e3:g}-{hi * 1e3:g} ms"
         )
     seconds = trained.get("episode_seconds")
-    if not robot and seconds is not None and not math.isclose(seconds, float(sim["episode_seconds"]), rel_tol=1e-6):
+    if (
+        not robot
+        and seconds is not None
+        and not math.isclose(seconds, float(sim["episode_seconds"]), rel_tol=1e-6)
+    ):
         out.append(f"episodes of {float(sim['episode_seconds']):g} s configured, {seconds:g} s trained")
     workers = trained.get("num_workers")
     live_workers = arbiter.get("num_workers")
