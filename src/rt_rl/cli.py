@@ -6,6 +6,7 @@ rt-rl bench graph|soak|record|pipeline|delay|stagger|twin|controller-load ...
 rt-rl train ...
 rt-rl train-offline DATASET_ID --out DIR   (TD3+BC from a recorded Minari dataset, evaluated in the twin)
 rt-rl train-curve RUN/eval.jsonl --out PNG   (a training run's evaluation returns, per delay)
+rt-rl evaluate --checkpoint CKPT|MODEL [--timing-from CKPT] [--delay D,..]   (returns in the twin)
 rt-rl average-policy OUT.pt SNAPSHOT.pt...   (the mean of one run's snapshots' weights)
 rt-rl report RUN_DIR_OR_BAG [-o report.html]
 rt-rl dataset BAG... --out DIR [--name rt_rl/NAME-v0]   (a Minari dataset of recorded bags)
@@ -111,6 +112,7 @@ MODULES = {
     ("bench", "twin"): "rt_rl.bench.twin",
     ("bench", "controller-load"): "rt_rl.bench.controller_load",
     ("train",): "rt_rl.learning.train",
+    ("evaluate",): "rt_rl.learning.evaluate",
     ("train-offline",): "rt_rl.learning.train_offline",
     ("train-curve",): "rt_rl.learning.curve",
     ("average-policy",): "rt_rl.learning.average",

@@ -10,6 +10,11 @@ comparable to the live demo's `sim.mean_episode_return`.
 checkpoint's worker slot spacing, as the live graph does when its delay differs from the nominal one;
 without it, D is the checkpoint's nominal `inference_ticks`. `--episode-steps` sets the episode length
 (default: the one trained for, else 1000 env steps).
+
+A policy from another trainer (ONNX or TorchScript with its contract, docs/policy_contract.md) knows
+nothing of rt_rl's timing: `--timing-from CHECKPOINT` evaluates it under another checkpoint's timing,
+e.g. `checkpoints/hopper_pipelined_skip_robot.pt`, fitted to the live robot profile (`make demo`): the
+twin's prediction of what the live graph will give it.
 """
 
 from __future__ import annotations
@@ -54,13 +59,16 @@ def env_for_policy(
     offset: Sequence[float] | None = None,
     offset_jitter: float | None = None,
     offset_samples: Sequence[float] | None = None,
+    timing: dict | None = None,
 ) -> TimingEnv:
-    """The timing environment a checkpoint was trained for (its PolicyInfo.timing), every episode at
+    """The timing environment a checkpoint was trained for (its PolicyInfo.timing, or `timing`), every episode at
     `delay` ticks if given (slot spacing unchanged), and at the actuation `offset` (lo, hi) seconds and
     `offset_jitter` if given (else the trained ones)."""
-    info, t = policy.info, policy.info.timing
-    if not t:
-        raise ValueError("checkpoint has no timing: it was not trained by rt_rl.learning.train")
+    info, t = policy.info, timing or policy.info.timing
+    if not t.get("frame_skip"):
+        raise ValueError(
+            "the policy has no twin timing (not trained by rt_rl.learning.train): give --timing-from CHECKPOINT"
+        )
     if delay is not None and delay < 0:
         raise ValueError(f"delay must be >= 0 ticks, got {delay}")
     m = max(1, round(t["control_period"] / t["sensor_period"]))
@@ -91,12 +99,17 @@ def evaluate_checkpoint(
     offset: Sequence[float] | None = None,
     offset_jitter: float | None = None,
     offset_samples: Sequence[float] | None = None,
+    timing_from: str | None = None,
+    contract: str = "",
 ) -> dict:
-    task = get_task(_peek_task(path))
-    workers_info = load_policy(path, task)
-    n = int(workers_info.info.timing.get("num_workers", 1))
-    workers = [workers_info] + [load_policy(path, task) for _ in range(n - 1)]
-    env = env_for_policy(workers_info, episode_steps, delay, offset, offset_jitter, offset_samples)
+    from rt_rl.policy.runtime import read_policy_info
+
+    task = get_task(read_policy_info(path, contract).task)
+    timing = read_policy_info(timing_from).timing if timing_from else None
+    workers_info = load_policy(path, task, contract=contract)
+    n = int((timing or workers_info.info.timing).get("num_workers", 1))
+    workers = [workers_info] + [load_policy(path, task, contract=contract) for _ in range(n - 1)]
+    env = env_for_policy(workers_info, episode_steps, delay, offset, offset_jitter, offset_samples, timing)
 
     def reset() -> None:
         for w in workers:
@@ -108,7 +121,8 @@ def evaluate_checkpoint(
         "checkpoint": path,
         "task": task.gym_id,
         "arch": workers_info.info.arch,
-        "timing": workers_info.info.timing,
+        "timing": timing or workers_info.info.timing,
+        "timing_from": timing_from,
         "delay": env.D,
         "actuation_offset": list(env.offset_range),
         "offset_jitter": env.offset_jitter,
@@ -119,12 +133,6 @@ def evaluate_checkpoint(
         "std_return": float(np.std(returns)),
         "returns": [round(r, 2) for r in returns],
     }
-
-
-def _peek_task(path: str) -> str:
-    from rt_rl.policy.runtime import read_policy_info
-
-    return read_policy_info(path).task
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -142,6 +150,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="actuation offset, seconds from a tick to its command acting: 'x' or 'lo,hi' (default: as trained)",
     )
     p.add_argument("--offset-jitter", type=float, default=None, help="seconds per tick (default: as trained)")
+    p.add_argument(
+        "--timing-from",
+        default=None,
+        help="evaluate under this checkpoint's timing (a policy from elsewhere)",
+    )
+    p.add_argument(
+        "--contract", default="", help="contract of an ONNX/TorchScript policy (default: the sibling file)"
+    )
     args = p.parse_args(argv)
     import torch
 
@@ -153,7 +169,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             offset = (offset[0], offset[-1])
         results = [
             evaluate_checkpoint(
-                args.checkpoint, args.episodes, args.seed, d, args.episode_steps, offset, args.offset_jitter
+                args.checkpoint,
+                args.episodes,
+                args.seed,
+                d,
+                args.episode_steps,
+                offset,
+                args.offset_jitter,
+                timing_from=args.timing_from,
+                contract=args.contract,
             )
             for d in delays
         ]
