@@ -148,8 +148,9 @@ class ArbiterConfig:
             value = list(getattr(self, name))
             if value and len(value) != n:
                 raise ValueError(f"{name} must have {n} entries (action_dim) or be empty, got {len(value)}")
-            if any(not math.isfinite(v) for v in value) and name in ("default_command", "safe_command"):
-                raise ValueError(f"{name} must be finite")
+            # a NaN limit would publish NaN, an infinite one would remove the clamping
+            if any(not math.isfinite(v) for v in value):
+                raise ValueError(f"{name} must be finite, got {value}")
         if self.lower and self.upper and any(lo > hi for lo, hi in zip(self.lower, self.upper, strict=True)):
             raise ValueError("lower limits must be <= upper limits")
         if self.max_action_age <= 0:

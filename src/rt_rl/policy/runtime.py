@@ -228,12 +228,20 @@ def _load_blob(path: str | Path) -> tuple[PolicyInfo, dict]:
     try:
         blob = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many kinds; the user needs the file name and the reason
-        raise ValueError(
-            f"policy checkpoint '{path}' could not be read: {str(err).splitlines()[0]}"
-        ) from None
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if "Weights only load failed" in reason:  # torch's advice to unpickle anything is not for us
+            reason = "not a tensor-only torch file (corrupt, or not a checkpoint)"
+        raise ValueError(f"policy checkpoint '{path}' could not be read: {reason}") from None
     if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"policy checkpoint '{path}' is not an rt_rl checkpoint ({CHECKPOINT_FORMAT})")
-    info = PolicyInfo(**blob["info"])
+    try:
+        info = PolicyInfo(**blob["info"])
+        weights = blob["state_dict"]
+        bad = [k for k, v in weights.items() if torch.is_tensor(v) and not bool(torch.isfinite(v).all())]
+    except (KeyError, TypeError, AttributeError) as err:
+        raise ValueError(f"policy checkpoint '{path}': metadata or weights invalid ({err})") from None
+    if bad:  # NaN weights give NaN actions: every one rejected, a silent permanent watchdog
+        raise ValueError(f"policy checkpoint '{path}': non-finite weights in {bad[0]}")
     if not info.version:
         info.version = f"{p.stem}@{hashlib.sha256(p.read_bytes()).hexdigest()[:8]}"
     return info, blob
@@ -283,6 +291,12 @@ def load_policy(
             f"policy checkpoint '{source}' is for obs {info.obs_dim}/action {info.act_dim} ({info.task}), "
             f"task {task.gym_id} has obs {task.obs_dim}/action {task.action_dim}"
         )
-    net = build_network(info.arch, info.input_dim, info.act_dim, info.hidden, info.depth)
-    net.load_state_dict(blob["state_dict"])
+    try:
+        net = build_network(info.arch, info.input_dim, info.act_dim, info.hidden, info.depth)
+        net.load_state_dict(blob["state_dict"])
+    except (RuntimeError, ValueError, KeyError) as err:  # weights that do not fit the metadata
+        reason = " ".join(line.strip() for line in str(err).strip().splitlines()[:2]) or type(err).__name__
+        raise ValueError(
+            f"policy checkpoint '{source}': weights do not fit its architecture ({reason})"
+        ) from None
     return Policy(info, net, task.action_low, task.action_high)
