@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from rt_rl.discovery import Discovery
+
 
 @dataclass(frozen=True)
 class QosSpec:
@@ -111,6 +113,9 @@ RECORDER = "bag_recorder"
 
 DDS_PROFILE = Path(__file__).resolve().parent / "dds" / "fast_discovery.xml"
 DDS_PROFILE_REALTIME = Path(__file__).resolve().parent / "dds" / "fast_realtime.xml"
+# the private default (rt_rl.discovery): the same settings with every socket on the loopback interface
+DDS_PROFILE_LOCALHOST = Path(__file__).resolve().parent / "dds" / "fast_localhost.xml"
+DDS_PROFILE_REALTIME_LOCALHOST = Path(__file__).resolve().parent / "dds" / "fast_realtime_localhost.xml"
 
 
 def realtime_permitted() -> bool:
@@ -140,22 +145,33 @@ def uses_realtime(params: dict[str, Any]) -> bool:
     )
 
 
-def node_environment(env: dict[str, str], realtime: bool = False) -> dict[str, str]:
+def node_environment(
+    env: dict[str, str], realtime: bool = False, discovery: Discovery | None = None
+) -> dict[str, str]:
     """Environment additions for every node, each only where the user has not set it:
 
+    - who can discover the graph, `discovery` (rt_rl.discovery.choose: this host only unless the params
+      file says `discovery_range: subnet`; a user's ROS_AUTOMATIC_DISCOVERY_RANGE wins). None: nothing
+      decided here, the environment's (for tools that join a running graph);
     - the Fast DDS profile: fast discovery (see the XML), and with `realtime` (the graph's timekeepers
       run at SCHED_FIFO: `uses_realtime` and `realtime_permitted`) shared-memory receive threads at
-      SCHED_FIFO 40 too (fast_realtime.xml: below a controller manager);
+      SCHED_FIFO 40 too (fast_realtime.xml: below a controller manager); where `discovery` is private,
+      the same profiles with every socket on the loopback interface (fast_localhost.xml,
+      fast_realtime_localhost.xml);
     - one OpenMP/MKL thread: without it torch's OpenMP runtime starts a thread per core at import that
       spin-waits between the workers' small inferences (measured: 38 % of a core per worker, forked or
       not; `torch.set_num_threads` comes too late to stop it). `torch_threads` still raises it per worker.
     """
-    add = {}
+    add = dict(discovery.env) if discovery is not None else {}
     if not (env.get("FASTDDS_DEFAULT_PROFILES_FILE") or env.get("FASTRTPS_DEFAULT_PROFILES_FILE")):
         # a user who chose the builtin transports (FASTDDS_BUILTIN_TRANSPORTS) keeps them: the realtime
-        # profile declares its own
+        # and loopback profiles declare their own (discovery.choose then takes rmw's LOCALHOST)
         realtime = realtime and not env.get("FASTDDS_BUILTIN_TRANSPORTS")
-        add["FASTDDS_DEFAULT_PROFILES_FILE"] = str(DDS_PROFILE_REALTIME if realtime else DDS_PROFILE)
+        if discovery is not None and discovery.loopback_only:
+            profile = DDS_PROFILE_REALTIME_LOCALHOST if realtime else DDS_PROFILE_LOCALHOST
+        else:
+            profile = DDS_PROFILE_REALTIME if realtime else DDS_PROFILE
+        add["FASTDDS_DEFAULT_PROFILES_FILE"] = str(profile)
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         if not env.get(name):
             add[name] = "1"
@@ -280,6 +296,10 @@ def apply_robot_section(params: dict[str, Any]) -> dict[str, Any]:
                 continue
             own = out.setdefault(node, {"ros__parameters": {}})["ros__parameters"]
             own.setdefault(key, value)
+    rate = float(values.get("sensor_rate_hz") or 0.0)
+    if rate > 0:  # a silent sensor: no observation from a sample older than 3 of its periods
+        ingest = out.setdefault("sensor_ingest", {"ros__parameters": {}})["ros__parameters"]
+        ingest.setdefault("max_sample_age", round(max(0.02, 3.0 / rate), 6))
     return out
 
 

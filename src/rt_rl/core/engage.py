@@ -37,12 +37,22 @@ class EngageRamp:
     """Which command a tick publishes in each engagement state (module docstring). Not thread-safe:
     `activate`/`deactivate` only set a request that the next `step` (the control thread) takes."""
 
-    def __init__(self, safe_command: np.ndarray, ramp_time: float, max_rate: float) -> None:
+    def __init__(
+        self,
+        safe_command: np.ndarray,
+        ramp_time: float,
+        max_rate: float,
+        lower: np.ndarray | None = None,
+        upper: np.ndarray | None = None,
+    ) -> None:
         if not ramp_time >= 0:
             raise ValueError(f"engage_ramp_time must be >= 0 s, got {ramp_time}")
         if not max_rate > 0:
             raise ValueError(f"ramp_max_rate must be > 0 (command units per second), got {max_rate}")
         self.safe_command = np.asarray(safe_command, dtype=np.float64)
+        # the command limits: a robot commanded beyond them by someone else is engaged from the limit
+        self.lower = np.full_like(self.safe_command, -np.inf) if lower is None else np.asarray(lower, float)
+        self.upper = np.full_like(self.safe_command, np.inf) if upper is None else np.asarray(upper, float)
         self.ramp_time = ramp_time
         self.max_rate = max_rate
         self.state = Engagement.INACTIVE
@@ -63,7 +73,7 @@ class EngageRamp:
         begin = self.safe_command if start is None else np.asarray(start, dtype=np.float64)
         if begin.shape != self.safe_command.shape or not np.all(np.isfinite(begin)):
             begin = self.safe_command  # a command we cannot trust is no place to start from
-        self._request = (Engagement.ENGAGING, begin.copy())
+        self._request = (Engagement.ENGAGING, np.clip(begin, self.lower, self.upper))
 
     def deactivate(self) -> None:
         self._request = (Engagement.DISENGAGING, None)

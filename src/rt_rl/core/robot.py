@@ -43,7 +43,9 @@ class UpdateGrid:
         if self.sensor_steps < 1 or self.controller_steps < 1:
             raise ValueError("sensor_steps and controller_steps must be >= 1")
         if not 0 <= self.sensor_phase < self.sensor_steps:
-            raise ValueError(f"sensor_phase must be in [0, {self.sensor_steps}) steps, got {self.sensor_phase}")
+            raise ValueError(
+                f"sensor_phase must be in [0, {self.sensor_steps}) steps, got {self.sensor_phase}"
+            )
 
     @classmethod
     def from_rates(
@@ -120,7 +122,9 @@ class RobotTrace:
     it applied (recorded when it changes) and the joint state at the start of every step. Enough to
     replay the robot's actuation in simulated time and compare (tests/test_robot_actuation.py)."""
 
-    def __init__(self, task: str, seed: int, frame_skip: int, episode_seconds: float, physics_dt: float) -> None:
+    def __init__(
+        self, task: str, seed: int, frame_skip: int, episode_seconds: float, physics_dt: float
+    ) -> None:
         self.meta = {
             "task": task,
             "seed": seed,
@@ -154,3 +158,35 @@ def command_at(commands: Sequence[Sequence[float]], step: int) -> list[float]:
     if current is None:
         raise ValueError(f"no command applied by step {step}")
     return list(current)
+
+
+class SensorSilence:
+    """Whether the newest joint state is recent enough to build an observation from (no ROS).
+
+    A sensor that stops (a cable, a crashed driver) leaves its last sample behind; built into new
+    observations it would drive the robot open loop until the arbiter's watchdog. Samples older than
+    `max_age` seconds (the sensor stamp against the ingest's wall clock) are not built: no new action
+    follows, the arbiter holds, then goes to its safe command after `max_action_age`. `update` says when
+    silence begins and ends (one log line each)."""
+
+    def __init__(self, max_age: float) -> None:
+        if not max_age > 0:
+            raise ValueError(f"max_sample_age must be > 0 s, got {max_age}")
+        self.max_age = max_age
+        self.silent_since: float | None = None
+        self.silences = 0
+        self.skipped = 0  # observations not built
+
+    def update(self, now: float, stamp: float) -> tuple[bool, str | None]:
+        """(build an observation from the sample stamped `stamp`, "silent" / "back" / None)."""
+        if now - stamp > self.max_age:
+            self.skipped += 1
+            if self.silent_since is None:
+                self.silent_since = stamp
+                self.silences += 1
+                return False, "silent"
+            return False, None
+        if self.silent_since is not None:
+            self.silent_since = None
+            return True, "back"
+        return True, None
