@@ -14,6 +14,7 @@ rt-rl reload CHECKPOINT [--workers N]   (a new policy live on the running worker
 rt-rl bag reindex BAG   (a bag a killed recorder left: readable up to its last chunk, metadata.yaml rebuilt)
 rt-rl policy check MODEL [--contract C] [--reference REF.npz] [--calls N] [--threads K] [--rate HZ]
 rt-rl policy export CHECKPOINT OUT.onnx   (rt_rl's own policy as ONNX + contract, with parity)
+rt-rl policy fit SB3_MODEL.zip --timing-from CKPT --out DIR   (predicted at the live timing, fine-tuned there)
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ checkpoints exported to ONNX.
 rt-rl policy check MODEL [--contract C] [--task T] [--reference REF.npz] [--tolerance X]
                          [--calls N] [--threads K] [--rate HZ] [--providers P,...]
 rt-rl policy export CHECKPOINT OUT.onnx [--steps N] [--tolerance X]
+rt-rl policy fit SB3_MODEL.zip --timing-from CKPT --out DIR   (rt_rl.policy.fit: twin prediction, fine-tuning)
 
 `check` exits 0 when everything fits, 2 with one line on stderr on any mismatch or bad file (never a
 traceback). Without a contract it lists the model's inputs and outputs and says what is missing (exit
@@ -215,6 +216,10 @@ def export(a: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv and argv[0] == "fit":  # its own module: it trains (rt_rl.policy.fit)
+        from rt_rl.policy.fit import main as fit
+
+        return fit(argv[1:])
     ap = argparse.ArgumentParser(prog="rt-rl policy", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="command", required=True)
     c = sub.add_parser("check", help="validate a model and its contract, compare with a reference, time it")
