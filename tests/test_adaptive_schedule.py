@@ -6,22 +6,11 @@ import math
 import numpy as np
 import pytest
 
+from rt_rl.core.grid import GridTimeline, Retuner, make_schedule, needs_retune, next_grid
+from rt_rl.core.planner import SchedulePlanner
+from rt_rl.core.pool import InferenceTimeEstimator, PoolSizer, pool_processes
 from rt_rl.core.pool_sim import simulate_pool
-from rt_rl.core.schedule import (
-    ALIGN_SLACK,
-    GridTimeline,
-    InferenceTimeEstimator,
-    PoolSizer,
-    Retuner,
-    SchedulePlanner,
-    SlotFollower,
-    make_schedule,
-    needs_retune,
-    next_grid,
-    pool_processes,
-    sensor_phase,
-    tick_shift,
-)
+from rt_rl.core.slots import ALIGN_SLACK, SlotFollower, sensor_phase, tick_shift
 
 P = 0.01
 

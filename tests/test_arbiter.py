@@ -194,3 +194,14 @@ def test_action_whose_slot_never_comes_in_time_expires_as_stale():
     assert c.tick(1.050).kind is not TickKind.FRESH and c.rejected[Rejection.STALE] == 0
     c.tick(1.150)
     assert c.rejected[Rejection.STALE] == 1 and not c.has_due(6.0)
+
+
+def test_watchdog_spells_are_reported_once_on_entry_and_once_on_recovery():
+    from rt_rl.core.arbiter import WatchdogSpells
+
+    w = WatchdogSpells()
+    kinds = [TickKind.WATCHDOG] * 3 + [TickKind.FRESH] + [TickKind.FALLBACK] * 2 + [TickKind.WATCHDOG] * 4
+    kinds += [TickKind.FRESH, TickKind.FRESH]
+    events = [w.update(k) for k in kinds]
+    assert [e for e in events if e] == ["enter", "leave"]  # the warm-up's watchdog is not a spell
+    assert events[6] == "enter" and events[10] == "leave" and w.spells == 1

@@ -8,7 +8,7 @@ import yaml
 from conftest import REPO, run_cli
 from rosbags.rosbag2 import Reader
 
-from rt_rl.nodes.bag_recorder import rt_rl_typestore
+from rt_rl.typestore import rt_rl_typestore
 
 pytestmark = pytest.mark.graph
 

@@ -26,7 +26,7 @@ def test_cpu_table_sums_the_workers_and_reports_one_worker_on_average():
 
 
 def test_stagger_recovery_is_measured_from_the_change_to_the_last_bad_window():
-    from rt_rl.bench.stagger import first_above, recovery_time
+    from rt_rl.bench.stagger_numbers import first_above, recovery_time
 
     # 100 Hz ticks for 3 s after a change at t = 10: bad for 0.6 s, good, one bad burst at 11.5-11.7
     ticks = [(10 + i * 0.01, not (i < 60 or 150 <= i < 170)) for i in range(300)]
@@ -37,7 +37,7 @@ def test_stagger_recovery_is_measured_from_the_change_to_the_last_bad_window():
 
 
 def test_stagger_prediction_and_pool_size_follow_paper_a():
-    from rt_rl.bench.stagger import needed_workers, predicted_ratio
+    from rt_rl.bench.stagger_numbers import needed_workers, predicted_ratio
 
     assert predicted_ratio(3, 0.01, 0.0404) == pytest.approx(0.7426, abs=1e-4)
     assert predicted_ratio(8, 0.01, 0.0404) == 1.0
@@ -69,7 +69,7 @@ def test_stagger_measure_predicts_from_the_model_time_and_from_the_workers_busy_
 def test_stagger_grid_table_and_summary_use_the_median_prediction_of_each_cell():
     from types import SimpleNamespace
 
-    from rt_rl.bench.stagger import grid_table, report
+    from rt_rl.bench.stagger_report import grid_table, report
 
     runs = [
         {"fresh_ratio": f, "predicted": p, "T_ms": 10.6}
@@ -82,7 +82,7 @@ def test_stagger_grid_table_and_summary_use_the_median_prediction_of_each_cell()
 
 
 def test_stagger_tick_accounting_separates_the_grids_plan_from_late_actions():
-    from rt_rl.bench.stagger import tick_accounting
+    from rt_rl.bench.stagger_numbers import tick_accounting
 
     # ticks every 10 ms; slots planned to end 1 ms before ticks 1, 2, 4, 5 (none for tick 3)
     ticks = [[0.01 * k, "fallback", True] for k in range(7)]
@@ -98,7 +98,7 @@ def test_stagger_tick_accounting_separates_the_grids_plan_from_late_actions():
 
 
 def test_stagger_misses_table_lists_only_cells_that_miss_theory():
-    from rt_rl.bench.stagger import misses_table
+    from rt_rl.bench.stagger_report import misses_table
 
     hit = {"fresh_ratio": 0.99, "predicted": 1.0, "ticks_planned": 0.99, "ticks_late": 0.0}
     miss = {

@@ -18,7 +18,7 @@ import pytest
 from rosbags.rosbag2 import StoragePlugin, Writer
 
 from rt_rl import cli
-from rt_rl.dataset import (
+from rt_rl.dataset.align import (
     ActionRecord,
     DatasetError,
     ObservationRecord,
@@ -29,7 +29,7 @@ from rt_rl.dataset import (
     merge_episode_ends,
     tick_episodes,
 )
-from rt_rl.nodes.bag_recorder import rt_rl_typestore
+from rt_rl.typestore import rt_rl_typestore
 
 T0 = 1_795_500_000.0  # s, wall clock
 P = 0.01
@@ -226,6 +226,12 @@ def slot_field(store, msg, name) -> dict:
     return {name: stamp(store, 0.0)} if name in fields else {}
 
 
+def tag_field(store, msg) -> dict:
+    """{auth_tag: zeros} where the store's definition of `msg` has it (bags before rt_rl.core.auth lack it)."""
+    fields = [f[0] for f in store.fielddefs[f"rt_rl_interfaces/msg/{msg}"][1]]
+    return {"auth_tag": np.zeros(16, dtype=np.uint8)} if "auth_tag" in fields else {}
+
+
 def write_bag(path, store, skip=(), offset=0.0):
     """The scenario as the recorder writes it (log time = the message's own time + 0.5 ms)."""
     t = store.types
@@ -241,7 +247,7 @@ def write_bag(path, store, skip=(), offset=0.0):
     for o in observations:
         msg = t["rt_rl_interfaces/msg/Observation"](
             header=header(store, o.stamp + offset), seq=o.seq, episode=o.episode, data=o.data,
-            **slot_field(store, "Observation", "slot_start"),
+            **slot_field(store, "Observation", "slot_start"), **tag_field(store, "Observation"),
         )  # fmt: skip
         messages.append((o.stamp, "/rt_rl/observation", "rt_rl_interfaces/msg/Observation", msg))
     for a in actions:
@@ -251,13 +257,13 @@ def write_bag(path, store, skip=(), offset=0.0):
             inference_start=stamp(store, a.inference_start + offset),
             inference_end=stamp(store, a.inference_end + offset), inference_time=0.005, turnaround=0.0003,
             policy_version=a.policy_version, schedule_revision=1, data=np.zeros(3),
-            **slot_field(store, "Action", "slot_end"),
+            **slot_field(store, "Action", "slot_end"), **tag_field(store, "Action"),
         )  # fmt: skip
         messages.append((a.stamp, "/rt_rl/action", "rt_rl_interfaces/msg/Action", msg))
     for r in rewards:
         msg = t["rt_rl_interfaces/msg/Reward"](
             header=header(store, r.stamp + offset), episode=r.episode, step=r.step, reward=r.reward,
-            terminated=r.terminated, truncated=r.truncated, episode_return=0.0,
+            terminated=r.terminated, truncated=r.truncated, episode_return=0.0, **tag_field(store, "Reward"),
         )  # fmt: skip
         messages.append((r.stamp, "/rt_rl/reward", "rt_rl_interfaces/msg/Reward", msg))
         if r.terminated or r.truncated:

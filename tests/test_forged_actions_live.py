@@ -1,6 +1,10 @@
 """The real graph under forged actions from a process outside it: nothing forged is actuated, the real
 workers keep a fresh action at (nearly) every tick, and every forgery is counted by reason.
 
+Here the outsider has the run's graph key (the same user can read it) and signs its forgeries: the
+arbiter's plausibility checks still refuse each one. Without the key every forgery is refused as
+`forged` before these checks (tests/test_graph_identity_live.py).
+
 Margins are for a loaded 2-core machine."""
 
 import json
@@ -11,6 +15,8 @@ import time
 import pytest
 from conftest import REPO, run_cli
 
+from rt_rl.core.auth import KEY_ENV, new_key
+
 pytestmark = pytest.mark.graph
 
 # An rclpy process that is not one of the graph's nodes. It follows the real observations and schedule
@@ -20,6 +26,7 @@ pytestmark = pytest.mark.graph
 FORGER = r"""
 import json, math, signal, sys, time
 import rclpy
+from rt_rl.core.auth import Authenticator, action_fields
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rt_rl_interfaces.msg import Action, Actuation, Observation, Schedule
 
@@ -27,6 +34,7 @@ FAR = 2**63 - 7
 OUTSIDER = 7
 rclpy.init()
 node = rclpy.create_node("not_a_worker")
+signer = Authenticator.from_env()  # the run's key, given to this test's outsider
 volatile = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 last = {"obs": None, "revision": 0}
@@ -82,6 +90,7 @@ def forge():
             a.input_stamp.sec, a.input_stamp.nanosec = a.observation_stamp.sec, a.observation_stamp.nanosec
         else:
             a.data = [math.nan, 0.0, math.nan]
+        a.auth_tag = signer.sign(action_fields(a))
         pub.publish(a)
         seen["sent"] += 1
 
@@ -96,6 +105,7 @@ with open(sys.argv[1], "w") as f:
 
 
 def test_forged_actions_from_outside_are_refused_and_counted(ros_env, tmp_path):
+    ros_env[KEY_ENV] = new_key()  # the launcher keeps a key the user set: the outsider has it too
     seen_file = tmp_path / "forger.json"
     forger = subprocess.Popen(
         [sys.executable, "-c", FORGER, str(seen_file)],
@@ -132,3 +142,4 @@ def test_forged_actions_from_outside_are_refused_and_counted(ros_env, tmp_path):
     reasons = s["rejected_by_reason"]
     for reason in ("seq_jump", "unknown_worker", "future_stamp", "not_finite"):
         assert reasons[reason] >= 20, reasons
+    assert reasons["forged"] == 0, reasons  # signed with the run's key: nothing counted as forged

@@ -4,8 +4,10 @@ import math
 
 import pytest
 
+from rt_rl.core.grid import GridTimeline, Retuner
 from rt_rl.core.pacer import Pacer
-from rt_rl.core.schedule import GridTimeline, InferenceTimeEstimator, Retuner, SchedulePlanner
+from rt_rl.core.planner import SchedulePlanner
+from rt_rl.core.pool import InferenceTimeEstimator
 
 T = 0.04  # inference time, s
 
@@ -69,3 +71,25 @@ def test_pacer_rebase_keeps_the_switch_tick_and_spaces_later_ones_by_the_new_per
 def test_rate_change_before_the_first_grid_only_sets_the_period():
     p = SchedulePlanner(2, 0.01, 0.002, 3, Retuner(0.1, 2.0))
     assert p.change_period(0.02, 5.0) is None and p.control_period == 0.02
+
+
+def test_overload_is_said_when_it_starts_and_when_it_ends():
+    from rt_rl.core.pacer import OverloadWatch
+
+    w = OverloadWatch(late_share=0.05)
+    assert w.update(100, 0, 0) is None  # the first reading only sets the reference
+    assert w.update(200, 2, 0) is None  # 2 % late: not an overload
+    assert w.update(300, 20, 0) == "overload"
+    assert w.update(400, 40, 3) is None  # still overloaded: said once
+    assert w.update(500, 41, 3) == "recovered" and w.seconds == 2
+
+
+def test_starved_workers_are_an_overload_once_scheduled():
+    from rt_rl.core.pacer import OverloadWatch
+
+    w = OverloadWatch(fresh_floor=0.8)
+    assert w.update(100, 0, 0, None) is None
+    assert w.update(200, 0, 0, 0) is None  # the first fresh count only sets the reference
+    assert w.update(300, 0, 0, 95) is None
+    assert w.update(400, 0, 0, 150) == "overload"  # 55 of 100 fresh
+    assert w.update(500, 0, 0, 248) == "recovered"

@@ -15,21 +15,20 @@ import pytest
 from rosbags.rosbag2 import StoragePlugin, Writer
 
 from rt_rl import cli
-from rt_rl.nodes.bag_recorder import rt_rl_typestore
-from rt_rl.report import (
+from rt_rl.report import main
+from rt_rl.report.load import find_summary, recorded_topics
+from rt_rl.report.stats import (
     ActionTiming,
     EpisodeEnd,
     action_ages_ms,
     episode_returns,
-    find_summary,
     inter_arrival_ms,
-    main,
     middle_window,
     ratio_from_timeline,
     ratio_over_time,
-    recorded_topics,
     worker_spans,
 )
+from rt_rl.typestore import rt_rl_typestore
 
 T0 = 1_795_500_000_000_000_000  # ns, wall clock
 MS = 1_000_000
@@ -95,6 +94,7 @@ def write_bag(path, store, topics=("command", "action", "diagnostics", "episode_
                     schedule_revision=1,
                     slot_end=stamp(tick - 2 * MS),
                     data=np.zeros(3),
+                    auth_tag=np.zeros(16, dtype=np.uint8),
                 ),
             )
         )
@@ -129,6 +129,7 @@ def write_bag(path, store, topics=("command", "action", "diagnostics", "episode_
             terminated=terminated,
             truncated=not terminated,
             episode_return=ret,
+            auth_tag=np.zeros(16, dtype=np.uint8),
         )
         messages.append((ns, "episode_end", reward))
     writer = Writer(path, version=9, storage_plugin=StoragePlugin.MCAP)

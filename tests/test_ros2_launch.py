@@ -209,6 +209,7 @@ class Graph:
         self.probe.send_signal(signal.SIGINT)
         assert self.probe.wait(timeout=30) == 0
         stamps = json.loads(self.probe_path.read_text())
+        self.last_command = stamps["last"]
         return inter_arrival_ms(stamps["wall"], stamps["mono"], start, end)
 
     def leftovers(self, pids: dict[str, int]) -> list[str]:
@@ -342,3 +343,32 @@ def test_ros2_launch_robot_mode_without_the_sim(colcon_install, ros_env, tmp_pat
     assert stats["messages"] >= 0.7 * 100 * 3.0, (stats, f"ROS_DOMAIN_ID {graph.domain}", out[-4000:])
     assert 9.5 <= stats["p50"] <= 10.5, stats
     assert robot_code == 0
+
+
+def test_ros2_launch_arbiter_killed_the_guard_publishes_the_safe_command(
+    colcon_install, ros_env, tmp_path, params_file
+):
+    """SIGKILL to the arbiter under ros2 launch: it cannot publish its safe command, so the launch file
+    runs safe_stop_guard (as `rt-rl launch` does in its own process), then the launch ends. The last
+    command at an outside subscriber is the safe command (the default: zero)."""
+    graph = Graph(colcon_install, ros_env, tmp_path, f"params_file:={params_file}", f"num_workers:={WORKERS}")
+    try:
+        graph.wait_scheduled(WORKERS)
+        pids = graph.node_pids()
+        arbiter = next(pid for name, pid in pids.items() if name.startswith("actuator_arbiter"))
+        start, end = graph.measure(1.0)
+        os.kill(arbiter, signal.SIGKILL)
+        code = graph.launch.wait(timeout=STOP_S)
+        out = graph.output()
+        time.sleep(0.5)  # a command still in flight
+        stats = graph.commands(start, end)
+        left = graph.leftovers(pids)
+    finally:
+        graph.close()
+    assert stats["messages"] > 50, stats  # the policy was in control
+    assert "safe_stop_guard: actuator_arbiter exited (-9) without its safe stop: published" in out, out[
+        -3000:
+    ]
+    assert graph.last_command == [0.0, 0.0, 0.0], (graph.last_command, out[-3000:])
+    assert code == 0, out[-3000:]  # ros2 launch ends by the Shutdown action after the guard
+    assert left == []

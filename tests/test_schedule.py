@@ -5,7 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from rt_rl.core.schedule import InferenceTimeEstimator, Retuner, make_schedule, needs_retune
+from rt_rl.core.grid import Retuner, make_schedule, needs_retune
+from rt_rl.core.pool import InferenceTimeEstimator
 
 PERIOD = 0.01
 

@@ -3,14 +3,10 @@
 import numpy as np
 import pytest
 
-from rt_rl.core.schedule import (
-    InferenceTimeEstimator,
-    Retuner,
-    SchedulePlanner,
-    SlotFollower,
-    for_this_slot,
-    make_schedule,
-)
+from rt_rl.core.grid import Retuner, make_schedule
+from rt_rl.core.planner import SchedulePlanner
+from rt_rl.core.pool import InferenceTimeEstimator
+from rt_rl.core.slots import SlotFollower, for_this_slot
 
 PERIOD = 0.01
 

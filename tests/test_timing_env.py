@@ -136,7 +136,7 @@ def test_trained_timing_records_delay_choices_and_episode_length() -> None:
 
 @pytest.mark.parametrize("delay,workers", [(1, 1), (2, 2), (4, 5), (4, 2), (6, 3), (3, 8)])
 def test_twin_worker_starts_are_the_live_grid_s_starts_in_ticks(delay, workers) -> None:
-    from rt_rl.core.schedule import make_schedule
+    from rt_rl.core.grid import make_schedule
     from rt_rl.learning.timing_env import Timing
 
     timing = Timing(0.01, 0.002, 5, delay, workers)

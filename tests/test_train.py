@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,9 @@ import pytest
 import torch
 
 from rt_rl.learning import train
+from rt_rl.learning.common import field_help
 from rt_rl.learning.evaluate import evaluate_checkpoint
+from rt_rl.learning.sac import SAC, TickReplay
 from rt_rl.policy.runtime import load_policy, read_policy_info
 from rt_rl.tasks import get_task
 
@@ -102,8 +105,8 @@ def test_critic_state_holds_commands_in_flight() -> None:
     started; decisions are known even when the episode ends before they land (no hindsight padding).
     """
     cfg = train.SACConfig(arch="mlp", hidden=8, depth=1, delay=2, critic_hidden=8)
-    sac = train.SAC(cfg, input_dim=2, act_dim=1, stride=1)
-    rb = train.TickReplay(2, 1, capacity=8)
+    sac = SAC(cfg, input_dim=2, act_dim=1, stride=1)
+    rb = TickReplay(2, 1, capacity=8)
     rb.start_episode(np.zeros(2))
     for t in range(5):  # ticks 0..4, final observation row 5; decision d_t = 10 + t lands at t + 2
         executed = 0.0 if t < 2 else 10.0 + t - 2
@@ -120,9 +123,9 @@ def test_critic_state_with_varying_delay_pads_to_the_longest_and_names_d() -> No
     """Choices {1, 3}: x_t = o_t ++ 3 command slots (the episode's D in flight first, zeros after) ++
     one-hot of D, so the critic sees the same Markov state whatever D the episode drew."""
     cfg = train.SACConfig(arch="mlp", hidden=8, depth=1, delay=2, delay_choices="1,3", critic_hidden=8)
-    sac = train.SAC(cfg, input_dim=1, act_dim=1, stride=1)
+    sac = SAC(cfg, input_dim=1, act_dim=1, stride=1)
     assert sac.q1.net[0].in_features == 1 + 3 + 2 + 1
-    rb = train.TickReplay(1, 1, capacity=16)
+    rb = TickReplay(1, 1, capacity=16)
     for d in (1, 3):
         rb.start_episode(np.zeros(1), d)
         for t in range(5):  # decision 10*d + t, made at tick t, lands at t + d
@@ -135,7 +138,7 @@ def test_critic_state_with_varying_delay_pads_to_the_longest_and_names_d() -> No
 
 
 def test_replay_ring_honours_its_size_and_survives_a_round_trip() -> None:
-    rb = train.TickReplay(1, 1, capacity=6)
+    rb = TickReplay(1, 1, capacity=6)
     rb.start_episode(np.zeros(1), 2)
     for t in range(13):  # 15 rows written (0..14), the last 6 (rows 9..14) kept
         if t == 7:
@@ -146,17 +149,17 @@ def test_replay_ring_honours_its_size_and_survives_a_round_trip() -> None:
     assert rb.obs[rb.slot(kept), 0].tolist() == [8, 9, 10, 11, 12, 13]  # row 8 (episode start) is gone
     rows = rb.sample(np.random.default_rng(0), 200, lookback=2)
     assert rows.min() >= 15 - 6 + 2 and rows.max() <= 13  # never an overwritten row nor a look-back past one
-    back = train.TickReplay.from_state(rb.state(), capacity=6)
+    back = TickReplay.from_state(rb.state(), capacity=6)
     for name in ("obs", "cmd", "dec", "rew", "term", "ep_start", "delay", "has_next"):
         assert np.array_equal(getattr(back, name)[back.slot(kept)], getattr(rb, name)[rb.slot(kept)])
     assert (back.n, back._start, back._delay) == (rb.n, rb._start, rb._delay)
-    smaller = train.TickReplay.from_state(rb.state(), capacity=3)
+    smaller = TickReplay.from_state(rb.state(), capacity=3)
     assert len(smaller) == 3 and smaller.obs[smaller.slot(np.arange(12, 15)), 0].tolist() == [11, 12, 13]
 
 
 def test_help_documents_every_hyper_parameter(capsys: pytest.CaptureFixture[str]) -> None:
-    helps = train.field_help(train.SACConfig)
-    names = [f.name for f in train.fields(train.SACConfig)]
+    helps = field_help(train.SACConfig)
+    names = [f.name for f in fields(train.SACConfig)]
     assert [n for n in names if not helps.get(n)] == []
     with pytest.raises(SystemExit):
         train.parse_args(["--help"])

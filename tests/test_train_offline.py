@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from rt_rl import cli
+from rt_rl.learning import offline_data
 from rt_rl.learning import train_offline as offline
 from rt_rl.learning.evaluate import evaluate_checkpoint
 from rt_rl.learning.timing_env import TimingEnv
@@ -181,10 +182,10 @@ def test_the_actor_input_is_the_per_worker_sequence_the_acting_call_saw(made):
 
 def test_a_missing_call_breaks_the_chain_for_the_actor_only(made):
     t = offline.OfflineTrainer(config(made)).ticks
-    chain, ok = offline.worker_chains(t, stride=2, length=3)
+    chain, ok = offline_data.worker_chains(t, stride=2, length=3)
     r = int(np.flatnonzero(ok & (chain[:, 2] >= 0))[0])  # a row whose chain reaches two calls back
     t.tick[chain[r, 1]] -= 2  # as if the worker's call in between was never actuated
-    chain2, ok2 = offline.worker_chains(t, stride=2, length=3)
+    chain2, ok2 = offline_data.worker_chains(t, stride=2, length=3)
     assert ok[r] and not ok2[r]
     assert chain2[r, 2] == -1
 

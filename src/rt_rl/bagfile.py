@@ -42,6 +42,8 @@ from rosbags.rosbag2.metadata import dump_qos_v9
 from rosbags.rosbag2.storage_mcap import McapWriter
 from rosbags.rosbag2.storage_sqlite3 import Sqlite3Writer
 
+from rt_rl.typestore import rt_rl_typestore
+
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
 SUFFIXES = {".mcap": "mcap", ".db3": "sqlite3"}
 COMPRESSIONS = ("none", "zstd")
@@ -320,8 +322,6 @@ def bag_typestore(reader: Reader):
     a message gained a field, still reads; the installed definitions where the bag stores none."""
     from rosbags.typesys import get_types_from_msg
 
-    from rt_rl.nodes.bag_recorder import rt_rl_typestore
-
     recorded = {}
     for conn in reader.connections:
         if conn.msgtype.startswith("rt_rl_interfaces/") and conn.msgdef and conn.msgdef.data:
@@ -476,8 +476,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     re_ap.add_argument("bag", type=Path, help="bag directory")
     a = ap.parse_args(argv)
-    from rt_rl.nodes.bag_recorder import rt_rl_typestore
-
     try:
         meta, recovered = reindex(a.bag, typestore=rt_rl_typestore(), distro="kilted")
     except BagError as err:

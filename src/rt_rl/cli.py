@@ -2,7 +2,7 @@
 
 rt-rl launch [PARAMS.yaml] [--duration S] [--summary FILE.json] [--workers N] [--synthetic-latency S]
              [--record DIR]
-rt-rl bench graph|soak|record|pipeline|delay|stagger|twin|controller-load ...
+rt-rl bench graph|soak|record|pipeline|delay|stagger|twin|controller-load|faults ...
 rt-rl train ...
 rt-rl train-offline DATASET_ID --out DIR   (TD3+BC from a recorded Minari dataset, evaluated in the twin)
 rt-rl train-curve RUN/eval.jsonl --out PNG   (a training run's evaluation returns, per delay)
@@ -112,6 +112,7 @@ MODULES = {
     ("bench", "stagger"): "rt_rl.bench.stagger",
     ("bench", "twin"): "rt_rl.bench.twin",
     ("bench", "controller-load"): "rt_rl.bench.controller_load",
+    ("bench", "faults"): "rt_rl.bench.faults",
     ("train",): "rt_rl.learning.train",
     ("evaluate",): "rt_rl.learning.evaluate",
     ("train-offline",): "rt_rl.learning.train_offline",

@@ -297,9 +297,9 @@ def apply_robot_section(params: dict[str, Any]) -> dict[str, Any]:
             own = out.setdefault(node, {"ros__parameters": {}})["ros__parameters"]
             own.setdefault(key, value)
     rate = float(values.get("sensor_rate_hz") or 0.0)
-    if rate > 0:  # a silent sensor: no observation from a sample older than 3 of its periods
+    if rate > 0:  # a silent sensor: no observation from a sample older than 5 of its periods (50 ms at least)
         ingest = out.setdefault("sensor_ingest", {"ros__parameters": {}})["ros__parameters"]
-        ingest.setdefault("max_sample_age", round(max(0.02, 3.0 / rate), 6))
+        ingest.setdefault("max_sample_age", round(max(0.05, 5.0 / rate), 6))
     return out
 
 

@@ -11,8 +11,10 @@ or when a required child dies, and exits with a code that says what happened:
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import importlib
+import itertools
 import json
 import os
 import signal
@@ -25,12 +27,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from rt_rl.core.auth import graph_key_env
 from rt_rl.core.measurement import CpuWindow
-from rt_rl.core.schedule import pool_processes
+from rt_rl.core.pool import pool_processes
+from rt_rl.discovery import Discovery, DiscoveryError
+from rt_rl.discovery import choose as choose_discovery
+from rt_rl.discovery import settings_from_params as discovery_settings
 from rt_rl.graph import (
     RECORDER,
     SIM_NODE,
-    TOPICS,
     WORKER,
     NodeSpec,
     ParamsFileError,
@@ -56,7 +61,6 @@ POOL_PERIOD = 0.5  # s between auto-pool checks
 TIMELINE_PERIOD = 5.0  # s between timeline.jsonl records
 STOP_TIMEOUT = 5.0
 ARBITER = "actuator_arbiter"
-GUARD_MATCH_TIMEOUT = 1.0  # s for the guard's fresh command publisher to match the known subscribers
 ROBOT_STAGE = -2  # a simulated robot (--robot) starts before the recorder and stops after everything
 PROBLEM_GRACE = 10.0  # s a node may report a problem during startup before the launch ends
 
@@ -128,12 +132,23 @@ class Child:
     def _pump(self, proc, log) -> None:
         assert proc.stdout is not None
         for line in proc.stdout:
-            log.write(line)
-            log.flush()
+            if log is not None:
+                try:
+                    log.write(line)
+                    log.flush()
+                except OSError as err:  # a full disk: keep reading (a child must never block on its
+                    # output), stop writing, say so once
+                    print(
+                        f"rt-rl launch: {self.spec.name}'s log stopped: {err.strerror or err}",
+                        file=sys.stderr,
+                    )
+                    log = None
             self.tail.append(line.rstrip())
             if self.echo:
                 print(f"[{self.spec.name}] {line.rstrip()}", flush=True)
-        log.close()
+        if log is not None:
+            with contextlib.suppress(OSError):
+                log.close()
 
     def cpu_seconds(self) -> float | None:
         """User + system CPU time of the child so far (Linux /proc), for the per-node CPU budget."""
@@ -233,6 +248,7 @@ class Launcher:
         self.cpu_percent: dict[str, float | None] = {}
         self.record = False
         self.realtime = False  # the DDS profile with SCHED_FIFO receive threads (graph.node_environment)
+        self.discovery: Discovery | None = None  # rt_rl.discovery: who can find the graph
         self.window_start_wall = float("inf")
         self.window_end_wall = float("inf")
         self.startup_s: float | None = None
@@ -265,7 +281,8 @@ class Launcher:
         if self.o.robot is not None:
             if self.with_sim:
                 raise LaunchError(
-                    f"--robot: params file '{self.o.params_file}' has no robot section (robot mode)", EXIT_CONFIG
+                    f"--robot: params file '{self.o.params_file}' has no robot section (robot mode)",
+                    EXIT_CONFIG,
                 )
             try:
                 robot_params = load_params(self.o.robot)
@@ -304,18 +321,24 @@ class Launcher:
             rec.setdefault("output_dir", str((run_dir / "bag").resolve()))
             rec.setdefault("params_snapshot", str((run_dir / "params.yaml").resolve()))
         self.realtime = uses_realtime(expanded) and realtime_permitted()  # DDS receive threads too
+        try:  # who can discover the graph: this host only unless `/**` says discovery_range: subnet
+            self.discovery = choose_discovery(os.environ, *discovery_settings(params))
+        except DiscoveryError as err:
+            raise LaunchError(f"params file '{self.o.params_file}': {err}", EXIT_CONFIG) from None
         return run_dir, write_params_file(expanded, run_dir / "params.yaml"), n
 
     # --- main ---------------------------------------------------------------------------------------
     def run(self) -> int:
         try:
             run_dir, params_path, n = self._prepare()
+            self.params_path = params_path  # the expanded file every node is started with
         except LaunchError as err:
             print(f"rt-rl launch: error: {err}", file=sys.stderr)
             return err.code
         t_launch = time.monotonic()
         # before any fork, Popen or participant
-        os.environ.update(node_environment(dict(os.environ), self.realtime))
+        os.environ.update(node_environment(dict(os.environ), self.realtime, self.discovery))
+        os.environ.update(graph_key_env(os.environ))  # the run's identity (rt_rl.core.auth): never printed
         self.children = [
             Child(
                 spec,
@@ -328,7 +351,9 @@ class Launcher:
         if self.robot_params is not None:  # the robot first and last: it is there before the graph
             spec = replace(SIM_NODE, stage=ROBOT_STAGE)
             log = run_dir / "logs" / f"{spec.name}.log"
-            self.children.insert(0, Child(spec, self._command(spec, self.robot_params), log, self.o.echo_logs))
+            self.children.insert(
+                0, Child(spec, self._command(spec, self.robot_params), log, self.o.echo_logs)
+            )
         # Fork the nodes that preload heavy modules now, while this process is single-threaded
         # (no DDS, no log pumps yet): torch is imported once instead of once per worker.
         for child in self.children:
@@ -339,6 +364,7 @@ class Launcher:
         self.timing_notes = trained_timing_notes(self._params_in)
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         monitor = Monitor()
+        self._monitor = monitor  # a respawn reads the other workers' running policy from it
         code, message = EXIT_OK, ""
         t_measure = None
         try:
@@ -346,6 +372,7 @@ class Launcher:
                 f"{len(self.children)} nodes, {n} worker(s), ROS_DOMAIN_ID={os.environ.get('ROS_DOMAIN_ID', '0')}, "
                 f"logs in {run_dir}/logs"
             )
+            self.log(self.discovery.note)
             for line in self.timing_notes:  # before anything runs: the user may stop here
                 self.log(f"not as trained: {line}")
             for line in priority_notes(self._params_in):
@@ -382,9 +409,12 @@ class Launcher:
         if t_measure is not None:
             print_summary(summary)
             path = Path(self.o.summary_path) if self.o.summary_path else run_dir / "summary.json"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(summary, indent=2))
-            self.log(f"summary written to {path}")
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps(summary, indent=2))
+                self.log(f"summary written to {path}")
+            except OSError as err:  # a full disk: the table above is the summary
+                print(f"rt-rl launch: summary not written to {path}: {err.strerror or err}", file=sys.stderr)
         return code
 
     def _timeline_record(self, monitor: Monitor, elapsed: float) -> dict:
@@ -453,6 +483,20 @@ class Launcher:
             time.sleep(0.02)
         raise LaunchError(f"{names[0]}: no {what} within {self.o.startup_timeout:g} s", EXIT_STARTUP)
 
+    def _configured(self, node: str, name: str) -> Any:
+        """A node's parameter as the expanded params file sets it (None if it does not)."""
+        try:
+            return node_settings(load_params(getattr(self, "params_path", "")), node).get(name)
+        except (OSError, ValueError, AttributeError):
+            return None
+
+    def _statuses(self) -> dict[str, dict]:
+        """Each node's newest diagnostics values (empty before the monitor runs)."""
+        monitor = getattr(self, "_monitor", None)
+        if monitor is None:
+            return {}
+        return {c.spec.name: (monitor.get(c.spec.name) or ("", {}))[1] for c in self.children}
+
     def _check_problems(self, monitor: Monitor) -> None:
         """A node that reports a `problem` (e.g. the ingest: no joint state on its topic, a joint
         missing) for PROBLEM_GRACE seconds while the graph starts ends the launch with that one line."""
@@ -476,7 +520,16 @@ class Launcher:
                 raise LaunchError(f"{child.spec.name} refused to start: {child.reason()}", EXIT_CONFIG)
             if child.spec.respawn and child.respawns < MAX_RESPAWNS and not self._stop.is_set():
                 child.respawns += 1
-                self.log(f"{child.spec.name} exited ({rc}); respawn {child.respawns}/{MAX_RESPAWNS}")
+                running = respawn_policy(self._statuses(), child.spec.name)
+                note = ""
+                key = f"{child.spec.name}:policy_checkpoint"  # node-specific: beats the params file's section
+                started_with = _override(child.args, key) or self._configured(
+                    child.spec.name, "policy_checkpoint"
+                )
+                if running is not None and running != started_with:
+                    child.args = [*child.args, "-p", f"{key}:={running}"]
+                    note = f" with the policy the others run ({running})"
+                self.log(f"{child.spec.name} exited ({rc}); respawn {child.respawns}/{MAX_RESPAWNS}{note}")
                 child.start()
                 continue
             if not child.spec.required and not child.spec.respawn:
@@ -494,8 +547,9 @@ class Launcher:
         next_record = t0
 
         show = self.o.duration is not None and sys.stdout.isatty() and not self.o.quiet
+        timeline = timeline_path.open("a")
         with (
-            timeline_path.open("a") as timeline,
+            contextlib.closing(_Quiet(timeline)),
             tqdm(
                 total=self.o.duration or 0,
                 disable=not show,
@@ -516,16 +570,21 @@ class Launcher:
                 if self.pool.auto and time.monotonic() >= self._next_resize:
                     self._next_resize = time.monotonic() + POOL_PERIOD
                     self._resize_pool(monitor, elapsed)
-                if time.monotonic() >= next_record:
+                if time.monotonic() >= next_record and timeline is not None:
                     next_record += TIMELINE_PERIOD
-                    timeline.write(json.dumps(self._timeline_record(monitor, elapsed)) + "\n")
-                    timeline.flush()
+                    try:
+                        timeline.write(json.dumps(self._timeline_record(monitor, elapsed)) + "\n")
+                        timeline.flush()
+                    except OSError as err:  # a full disk: the graph goes on, the timeline stops
+                        print(f"rt-rl launch: timeline.jsonl stopped: {err.strerror or err}; the graph goes on",
+                              file=sys.stderr, flush=True)  # fmt: skip
+                        timeline = None
                 if self.o.duration is not None and elapsed >= self.o.duration:
                     return
                 time.sleep(0.05)
 
     def _resize_pool(self, monitor: Monitor, elapsed: float) -> None:
-        """Auto pool: keep `warm_spares` idle workers beside the arbiter's active ones (rt_rl.core.schedule.
+        """Auto pool: keep `warm_spares` idle workers beside the arbiter's active ones (rt_rl.core.pool.
         pool_processes decides; starting one costs a process start, so spares take the jumps in T)."""
         pool = (monitor.get("actuator_arbiter") or ("", {}))[1].get("pool") or {}
         if pool.get("wanted") is None:
@@ -596,42 +655,22 @@ class Launcher:
         itself then: its controller needs a command timeout that applies a safe command (or stops)
         when commands stop coming, like joint_trajectory_controller's `cmd_timeout` or a hardware
         interface's own watchdog; a forward_command_controller has none and holds the last command."""
-        from rclpy.duration import Duration
-        from std_msgs.msg import Float64MultiArray
-
-        from rt_rl.core.safe_stop import run_safe_stop, safe_stop_plan
-        from rt_rl.nodes.common import qos_profile
+        from rt_rl.nodes.safe_stop_guard import arbiter_settings, publish_safe_command
 
         returncode = arbiter.proc.returncode
         try:
-            given = load_params(arbiter.args[arbiter.args.index("--params-file") + 1])
-            settings = node_settings(given, ARBITER)
-            topic = str(settings.get(TOPICS["command"].param, TOPICS["command"].default))
-            plan = safe_stop_plan(settings, match_timeout=GUARD_MATCH_TIMEOUT)
+            settings = arbiter_settings(arbiter.args[arbiter.args.index("--params-file") + 1])
+            line = publish_safe_command(monitor.node, settings)
         except (ValueError, TypeError, IndexError) as err:  # ParamsFileError is a ValueError
             print(f"rt-rl launch: {ARBITER} exited ({returncode}); no safe command: {err}", file=sys.stderr)
             return
-        node = monitor.node
-        try:
-            pub = node.create_publisher(Float64MultiArray, topic, qos_profile(TOPICS["command"].qos))
-            msg = Float64MultiArray(data=list(plan.command))
-            report = run_safe_stop(
-                plan,
-                lambda _command: pub.publish(msg),
-                lambda timeout: pub.wait_for_all_acked(Duration(seconds=timeout)),
-                lambda: (pub.get_subscription_count(), node.count_subscribers(topic)),
-            )
-            node.destroy_publisher(pub)
         except Exception as err:  # the launcher's own DDS is gone: say so, stop the rest anyway
             print(
                 f"rt-rl launch: {ARBITER} exited ({returncode}); publishing its safe command failed: {err}",
                 file=sys.stderr,
             )
             return
-        self.log(
-            f"{ARBITER} exited ({returncode}) without its safe stop: the launcher published its safe "
-            f"command {list(plan.command)} on {topic}, {report.describe()}"
-        )
+        self.log(f"{ARBITER} exited ({returncode}) without its safe stop: the launcher published its {line}")
 
     def _reap(self, child: Child) -> None:
         if child.proc is None:
@@ -703,8 +742,15 @@ class Launcher:
             "watchdog_ticks": arbiter.get("watchdog_ticks"),
             "rejected_actions": arbiter.get("rejected_actions"),
             "rejected_by_reason": arbiter.get("rejected_by_reason"),
+            # per node: messages whose tag verified, forged ones by kind, unauthenticated (rt_rl.core.auth)
+            "auth": {
+                c.spec.name: (monitor.get(c.spec.name) or ("", {}))[1].get("auth") for c in self.children
+            },
             "action_age_ms": arbiter.get("action_age_ms", {}),
             "schedule": arbiter.get("schedule"),
+            "engagement": arbiter.get("engagement"),
+            "rates_hz": arbiter.get("rates_hz"),
+            "watchdog_spells": arbiter.get("watchdog_spells"),
             "workers": [workers[k] for k in sorted(workers)],
             "not_as_trained": self.timing_notes,  # the params file against the checkpoint, at start
             "sim": {
@@ -732,6 +778,7 @@ class Launcher:
             # steady state: CPU used inside the measurement window (startup excluded), % of one core
             "cpu_percent": self.cpu_percent,
             "dds_profile": Path(os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE", "")).name or None,
+            "discovery": self.discovery.range if self.discovery else None,  # loopback: this host only
             "cpu_percent_total": round(sum(v for v in self.cpu_percent.values() if v is not None), 1)
             if self.cpu_percent
             else None,
@@ -769,6 +816,38 @@ def trained_timing_notes(params: dict) -> list[str]:
     except (OSError, ValueError):
         return []
     return configured_differences(trained, params) if trained else []
+
+
+class _Quiet:
+    """Closes a file and ignores what a full disk says then (its last buffered write fails again)."""
+
+    def __init__(self, f) -> None:
+        self.f = f
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.f.close()
+
+
+def respawn_policy(statuses: dict[str, dict], dead: str) -> str | None:
+    """The policy a respawned worker should start with: the one the other workers report running
+    (after a hot reload it is not the params file's), the most common if they differ; None if no other
+    worker has reported one."""
+    running = [
+        v.get("policy_checkpoint")
+        for name, v in statuses.items()
+        if name.startswith("inference_worker") and name != dead and v.get("policy_checkpoint")
+    ]
+    return max(set(running), key=running.count) if running else None
+
+
+def _override(args: list[str], name: str) -> str | None:
+    """The value of the last `-p name:=value` in a node's arguments."""
+    found = None
+    for a, b in itertools.pairwise(args):
+        if a == "-p" and b.startswith(f"{name}:="):
+            found = b.split(":=", 1)[1]
+    return found
 
 
 def _fmt(value: Any) -> str:
@@ -813,6 +892,22 @@ def print_summary(s: dict) -> None:
             f"{_fmt(sim.get('episodes'))} / {_fmt(sim.get('mean_episode_return'))}",
         ),
     ]
+    rates = s.get("rates_hz") or {}
+    if len(rates) > 1:  # the rate was changed while running: each rate's ticks and fresh ones
+        rows.append(
+            (
+                "ticks (fresh) per control rate",
+                ", ".join(f"{hz} Hz: {r['ticks']} ({r['fresh']})" for hz, r in rates.items()),
+            )
+        )
+    ticks = (s.get("engagement") or {}).get("ticks") or {}
+    if ticks.get("engaging", 0) > 0 and any(ticks.get(k) for k in ("disengaging", "inactive")):
+        rows.append(
+            (
+                "ticks engaging / active / disengaging / inactive",
+                " / ".join(str(ticks.get(k, 0)) for k in ("engaging", "active", "disengaging", "inactive")),
+            )
+        )
     pool = s.get("pool") or {}
     if pool.get("auto"):
         spares = [w for w in pool.get("alive", []) if w not in pool.get("active", [])]

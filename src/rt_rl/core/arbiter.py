@@ -23,7 +23,10 @@ trained to act D ticks after its observation (the twin's D) then meets that dela
 its workers are. Actions that are not due yet wait in a queue; each tick actuates the freshest due
 one, and a due one that a fresher due one replaces is counted as superseded.
 
-Plausibility (anyone on the domain can publish an Action): before an action can move anything or
+Authenticity (anyone on the domain can publish an Action): an action whose tag does not verify under
+the run's graph key (rt_rl.core.auth: a process without the key, or a real message modified) is
+refused before anything else (`FORGED`). Plausibility (a replay of a real message verifies; a process
+with the key is still held to it): before an action can move anything or
 change the episode it must come from a worker the current schedule names (before the schedule: an id
 of the pool, 0..pool_size-1), carry a sequence that is non-negative, below `MAX_SEQ` and no more than
 `max_seq_jump` ahead of the last actuated one, stamps that are finite and not later than
@@ -72,12 +75,14 @@ class Rejection(enum.StrEnum):
     FUTURE_STAMP = "future_stamp"  # a stamp not finite or later than now + future_tolerance
     EPISODE_JUMP = "episode_jump"  # more than one episode ahead of the arbiter's
     BAD_TIMING = "bad_timing"  # inference time or turnaround not finite or negative
+    FORGED = "forged"  # its tag does not verify under the run's graph key (rt_rl.core.auth)
 
 
 # Refusals that say the message is not a plausible output of this graph's workers: its timings are not
 # fed to the schedule planner or the statistics either.
 IMPLAUSIBLE = frozenset(
     {
+        Rejection.FORGED,
         Rejection.UNKNOWN_WORKER,
         Rejection.SEQ_JUMP,
         Rejection.FUTURE_STAMP,
@@ -195,11 +200,15 @@ class ArbiterCore:
         any other worker id are refused from here on."""
         self._workers = None if workers is None else frozenset(workers)
 
-    def check_heartbeat(self, worker_id: int, inference_time: float, turnaround: float) -> Rejection | None:
-        """A spare's heartbeat (never actuated, its timings go to the planner): from an id of the pool,
-        with plausible timings. A refusal is counted."""
+    def check_heartbeat(
+        self, worker_id: int, inference_time: float, turnaround: float, authentic: bool = True
+    ) -> Rejection | None:
+        """A spare's heartbeat (never actuated, its timings go to the planner): authentic, from an id of
+        the pool, with plausible timings. A refusal is counted."""
         reason = None
-        if self.config.pool_size and not 0 <= worker_id < self.config.pool_size:
+        if not authentic:
+            reason = Rejection.FORGED
+        elif self.config.pool_size and not 0 <= worker_id < self.config.pool_size:
             reason = Rejection.UNKNOWN_WORKER
         elif not _plausible_time(inference_time) or not _plausible_time(turnaround):
             reason = Rejection.BAD_TIMING
@@ -237,13 +246,20 @@ class ArbiterCore:
     def _is_due(self, action: TimedAction, now: float) -> bool:
         return now - _input_stamp(action) >= self.config.actuation_delay and not now < action.slot_end
 
-    def offer(self, action: TimedAction, now: float) -> Rejection | None:
+    def offer(self, action: TimedAction, now: float, authentic: bool = True) -> Rejection | None:
         """An action arrived. Returns why it was rejected, or None if it was kept (or superseded).
+
+        `authentic`: the message's tag verified under the run's graph key (rt_rl.core.auth; the node
+        verifies the message's exact fields, which the seconds of a TimedAction do not keep). A forged
+        one is refused first, before it can change anything (`FORGED`).
 
         A robot has no episode topic: the ingest counts an episode when it sees the robot reset, and
         the first action of the next one (one more than the arbiter's, or the first it hears) starts it
         here too (`set_episode`); a larger jump is refused (`EPISODE_JUMP`). An implausible action
         (module docstring) is refused before it can change anything."""
+        if not authentic:
+            self.rejected[Rejection.FORGED] += 1
+            return Rejection.FORGED
         reason = self._implausible(action, now)
         if reason is not None:
             self.rejected[reason] += 1
@@ -361,3 +377,31 @@ class ArbiterCore:
         elif self.config.fallback is Fallback.DEFAULT:
             self._command = np.clip(self._default, self._lower, self._upper)
         return TickDecision(TickKind.FALLBACK, self._command, None, age)
+
+
+@dataclass
+class WatchdogSpells:
+    """When the watchdog's safe command begins and ends (one log line each, not one per tick).
+    Before the first fresh action the graph is warming up: not a spell."""
+
+    active: bool = False
+    spells: int = 0
+    ticks: int = 0  # ticks of the current spell
+    _ever_fresh: bool = False
+
+    def update(self, kind: TickKind) -> str | None:
+        """ "enter", "leave" or None for a tick of this kind."""
+        if kind is TickKind.FRESH:
+            self._ever_fresh = True
+            if self.active:
+                self.active = False
+                return "leave"
+            return None
+        if kind is TickKind.WATCHDOG and self._ever_fresh:
+            if not self.active:
+                self.active, self.ticks = True, 0
+                self.spells += 1
+                self.ticks += 1
+                return "enter"
+            self.ticks += 1
+        return None

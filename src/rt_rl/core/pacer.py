@@ -96,3 +96,36 @@ class Pacer:
             "caught_up": self.caught_up,
             "clock_steps": self.clock_steps,
         }
+
+
+@dataclass
+class OverloadWatch:
+    """Says when the graph falls behind, while it happens (not only in the final counters): fed the
+    pacer's counters and the count of fresh ticks once a second, it reports "overload" when more than
+    `late_share` of the ticks since the last call started late, any tick was skipped, or (once
+    scheduled) fewer than `fresh_floor` of them actuated a fresh action (the workers, at normal
+    priority, are starved), and "recovered" at the first quiet second after."""
+
+    late_share: float = 0.05
+    fresh_floor: float = 0.8
+    overloaded: bool = False
+    seconds: int = 0  # overloaded seconds so far
+    _last: tuple[int, int, int, int] | None = None
+
+    def update(self, ticks: int, late: int, skipped: int, fresh: int | None = None) -> str | None:
+        fresh_now = -1 if fresh is None else fresh
+        last, self._last = self._last, (ticks, late, skipped, fresh_now)
+        if last is None or ticks <= last[0]:
+            return None
+        n, n_late, n_skipped = ticks - last[0], late - last[1], skipped - last[2]
+        starved = fresh is not None and last[3] >= 0 and fresh - last[3] < self.fresh_floor * n
+        bad = n_skipped > 0 or n_late > self.late_share * n or starved
+        if bad:
+            self.seconds += 1
+        if bad and not self.overloaded:
+            self.overloaded = True
+            return "overload"
+        if not bad and self.overloaded:
+            self.overloaded = False
+            return "recovered"
+        return None

@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rt_rl.core.schedule import GridTimeline, Schedule, SchedulePlanner, SlotFollower
+from rt_rl.core.grid import GridTimeline, Schedule
+from rt_rl.core.planner import SchedulePlanner
+from rt_rl.core.slots import SlotFollower
 
 Durations = Callable[[int, float], float]  # (worker, start time) -> inference seconds
 

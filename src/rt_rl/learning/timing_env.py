@@ -56,9 +56,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from rt_rl.core.grid import make_schedule
 from rt_rl.core.mujoco_task import SubstepStepper, joint_state, make_env
 from rt_rl.core.observation import ObservationBuilder
-from rt_rl.core.schedule import make_schedule
 from rt_rl.tasks import TaskSpec, get_task
 
 FALLBACKS = ("hold", "zero")
@@ -98,7 +98,7 @@ class Timing:
 
 def slot_ticks(inference_ticks: int, num_workers: int) -> int:
     """Ticks between consecutive worker starts: the spacing of the grid the live arbiter lays
-    (`rt_rl.core.schedule.make_schedule`, the same code) for N workers and T = D ticks, in whole ticks.
+    (`rt_rl.core.grid.make_schedule`, the same code) for N workers and T = D ticks, in whole ticks.
     Where the live spacing is whole (N >= D, or D a multiple of N) the twin's starts are the live
     grid's, tick for tick; where it is a fraction (D / N between two whole ticks) the live completions
     alternate between the two neighbouring strides and the twin takes the longer one."""
@@ -174,8 +174,12 @@ class TimingEnv(gym.Env):
         self.offset_range, self.offset_jitter = (lo, hi), float(offset_jitter)
         self.offset = lo  # this episode's (drawn at reset)
         # measured live: each tick's offset drawn from these (replaces the range and the jitter)
-        self.offset_samples = np.asarray(offset_samples, dtype=np.float64) if offset_samples is not None else None
-        if self.offset_samples is not None and (not len(self.offset_samples) or np.any(self.offset_samples < 0)):
+        self.offset_samples = (
+            np.asarray(offset_samples, dtype=np.float64) if offset_samples is not None else None
+        )
+        if self.offset_samples is not None and (
+            not len(self.offset_samples) or np.any(self.offset_samples < 0)
+        ):
             raise ValueError("offset_samples must be a non-empty list of seconds >= 0")
         self.stepper = SubstepStepper(self.env)
         self.physics_dt = self.stepper.physics_dt

@@ -41,6 +41,7 @@ import time
 from dataclasses import asdict, replace
 
 import numpy as np
+from diagnostic_msgs.msg import DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import LifecycleNodeMixin, LifecycleState, TransitionCallbackReturn
 from rt_rl_interfaces.msg import Actuation
@@ -53,11 +54,16 @@ from rt_rl.core.arbiter import (
     TickDecision,
     TickKind,
     TimedAction,
+    WatchdogSpells,
     episode_after,
 )
+from rt_rl.core.auth import action_fields, reward_fields
 from rt_rl.core.engage import Engagement, EngageRamp
+from rt_rl.core.grid import Retuner
 from rt_rl.core.measurement import Measurement, WindowGate, summarize
-from rt_rl.core.pacer import Pacer
+from rt_rl.core.pacer import OverloadWatch, Pacer
+from rt_rl.core.planner import SchedulePlanner
+from rt_rl.core.pool import PoolSizer
 from rt_rl.core.safe_stop import (
     DEFAULT_ACK_TIMEOUT,
     DEFAULT_REPEATS,
@@ -70,7 +76,6 @@ from rt_rl.core.safe_stop import (
     run_safe_stop,
     safe_stop_plan,
 )
-from rt_rl.core.schedule import PoolSizer, Retuner, SchedulePlanner
 from rt_rl.graph import QosSpec
 from rt_rl.nodes.common import (
     REALTIME_PRIORITY,
@@ -255,6 +260,10 @@ class ActuatorArbiter(RtNode, LifecycleNodeMixin):
         RtNode.__init__(self, "actuator_arbiter")
         LifecycleNodeMixin.__init__(self)
         p = declare(self, PARAMS)
+        # The executor (this, the main thread) just below the timing thread: a Python thread at normal
+        # priority that holds the GIL when busy processes preempt it makes the real-time thread wait for
+        # the GIL (seen: 51 ms between two ticks with two busy loops beside the graph).
+        set_thread_realtime(self, max(0, p["realtime_priority"] - 1))
         self._configured = False
         self.pacer: Pacer | None = None
         self.planner: SchedulePlanner | None = None
@@ -275,6 +284,8 @@ class ActuatorArbiter(RtNode, LifecycleNodeMixin):
         self.start_reporting(p["statistics_rate_hz"])
         self.create_timer(0.1, self._plan)
         self.create_timer(1.0, self._republish_schedule)
+        self.overload = OverloadWatch()
+        self.create_timer(1.0, self._watch_overload)
         sys.setswitchinterval(0.0005)  # the tick thread must not wait 5 ms for the GIL
         if p["autostart"]:
             self._configure(p)
@@ -411,14 +422,22 @@ class ActuatorArbiter(RtNode, LifecycleNodeMixin):
         self.pacer: Pacer | None = None
         self._last_tick_due = 0.0
         self.delay_ticks = p["actuation_delay_ticks"]
+        self.watchdog = WatchdogSpells()
         try:
-            self.ramp = EngageRamp(self.core.safe_command, p["engage_ramp_time"], p["ramp_max_rate"])
+            self.ramp = EngageRamp(
+                self.core.safe_command,
+                p["engage_ramp_time"],
+                p["ramp_max_rate"],
+                np.array(lower),
+                np.array(upper),
+            )
         except ValueError as err:
             raise ConfigError(str(err)) from None
         # Every action is kept until the next tick takes it (depth: a few per worker per tick).
         if getattr(self, "actions", None) is None:
             self.actions = self.reader("action", p, QosSpec(10 * self.num_workers))  # volatile: no history
-            self.episode_ends = self.reader("episode_end", p)
+            # a few boundaries deep: a forged one right after a real one does not push it out
+            self.episode_ends = self.reader("episode_end", p, QosSpec(16, latched=True))
         self._cleanup.clear()
         self._configured = True
         self.start_thread(self._control_loop, "control")
@@ -447,6 +466,10 @@ class ActuatorArbiter(RtNode, LifecycleNodeMixin):
                     inference_times += self._take_inputs(now)
                     self.grace_fresh += self.core.has_due(now)
             decision = self.core.tick(now)
+            # spells inside the measuring window: the warm-up's old actions are not one
+            spell = self.watchdog.update(decision.kind) if self.gate.opened_at is not None else None
+            if spell is not None:
+                self._say_watchdog(spell, decision.action_age)
             was = self.ramp.state
             command = self.ramp.step(decision.command, self.period)
             if command is not None:
@@ -478,6 +501,20 @@ class ActuatorArbiter(RtNode, LifecycleNodeMixin):
                         self.core.reset_counts()  # rejections and superseded count inside the window
                     self.measurement.add_tick(decision.kind.value, published, decision.action_age)
             self._publish_actuation(tick, now, decision)
+
+    def _say_watchdog(self, spell: str, age: float) -> None:
+        """Once on entry, once on recovery (a rare tick: the log call is off the usual path)."""
+        if spell == "enter":
+            self.diag_level = DiagnosticStatus.ERROR
+            self.get_logger().error(
+                f"watchdog: no action newer than max_action_age ({self.core.config.max_action_age:g} s; "
+                f"newest {age * 1e3:.0f} ms old): publishing the safe command {self.core.safe_command.tolist()}"
+            )
+        else:
+            self.diag_level = DiagnosticStatus.OK
+            self.get_logger().warning(
+                f"watchdog: fresh actions again after {self.watchdog.ticks} tick(s) of safe command"
+            )
 
     def _maybe_switch_rate(self, tick: int, due: float) -> None:
         """At the tick the new grid starts on (`_on_set_parameters`), move the clock to the new period."""
@@ -518,7 +555,7 @@ class ActuatorArbiter(RtNode, LifecycleNodeMixin):
                 schedule = self.planner.change_period(period, at, self.delay_ticks * period)
                 self._rate_change = (period, at)
             if schedule is not None:
-                self.sched_pub.publish(schedule_to_msg(schedule))
+                self.sched_pub.publish(schedule_to_msg(schedule, self.auth))
             laid = (
                 ""
                 if schedule is None
@@ -546,9 +583,9 @@ class ActuatorArbiter(RtNode, LifecycleNodeMixin):
         """Offer the actions that arrived since the last tick; their (worker, inference time, turnaround,
         observation stamp), the stamp None for a spare's heartbeat (revision 0 once a grid exists:
         never actuated)."""
-        reward = self.episode_ends.take_newest()
-        if reward is not None:
-            self.core.set_episode(episode_after(reward.episode, reward.terminated or reward.truncated))
+        for reward in self.episode_ends.take_all():  # a forged boundary is counted and dropped
+            if self.auth.check("episode_end", reward.auth_tag, reward_fields(reward)):
+                self.core.set_episode(episode_after(reward.episode, reward.terminated or reward.truncated))
         inference_times = []
         grid = self.planner.schedule  # read without the lock: replaced whole, never unset
         if grid is not self._core_grid:
@@ -558,8 +595,13 @@ class ActuatorArbiter(RtNode, LifecycleNodeMixin):
             self._core_grid = grid
         scheduled = grid is not None
         for msg in self.actions.take_all():
+            # the tag first (rt_rl.core.auth): a forged or modified action changes nothing, is counted
+            authentic = self.auth.check("action", msg.auth_tag, action_fields(msg))
             if scheduled and msg.schedule_revision == 0:
-                if self.core.check_heartbeat(msg.worker_id, msg.inference_time, msg.turnaround) is None:
+                heartbeat = self.core.check_heartbeat(
+                    msg.worker_id, msg.inference_time, msg.turnaround, authentic
+                )
+                if heartbeat is None:
                     self.heartbeats += 1
                     inference_times.append((msg.worker_id, msg.inference_time, msg.turnaround, None))
                 continue
@@ -574,7 +616,9 @@ class ActuatorArbiter(RtNode, LifecycleNodeMixin):
                 inference_time=msg.inference_time,
                 turnaround=msg.turnaround,
             )
-            if self.core.offer(action, now) not in IMPLAUSIBLE:  # a forged one's timings are not believed
+            if (
+                self.core.offer(action, now, authentic) not in IMPLAUSIBLE
+            ):  # a forged one's timings are not believed
                 inference_times.append(
                     (msg.worker_id, msg.inference_time, msg.turnaround, action.observation_stamp)
                 )
@@ -597,7 +641,7 @@ class ActuatorArbiter(RtNode, LifecycleNodeMixin):
                 self.gate.opens_after = schedule.epoch + schedule.cycle
         if schedule is None:
             return
-        self.sched_pub.publish(schedule_to_msg(schedule))
+        self.sched_pub.publish(schedule_to_msg(schedule, self.auth))
         if schedule.revision == 1:
             self.report()  # "scheduled" now, not at the next statistics period
         self.get_logger().info(
@@ -606,10 +650,28 @@ class ActuatorArbiter(RtNode, LifecycleNodeMixin):
             f"spacing={schedule.spacing * 1e3:.2f} ms predicted fresh ratio {schedule.predicted_fresh_ratio():.3f}"
         )
 
+    def _watch_overload(self) -> None:
+        """Once a second: say so when the clock starts falling behind, and when it stops."""
+        if self.pacer is None:
+            return
+        c = self.pacer.counters()
+        # fresh ticks count once every worker follows the grid (the measuring window)
+        fresh = (
+            sum(r["fresh"] for r in list(self.rates.values())) if self.gate.opened_at is not None else None
+        )
+        said = self.overload.update(c["ticks"], c["late"], c["skipped"], fresh)
+        if said == "overload":
+            self.get_logger().warning(
+                f"overload: late or skipped ticks, or fewer than {self.overload.fresh_floor:.0%} fresh in the "
+                f"last second (late {c['late']}, skipped {c['skipped']} so far): the machine is too busy for this rate"
+            )
+        elif said == "recovered":
+            self.get_logger().info(f"overload over after {self.overload.seconds} s")
+
     def _republish_schedule(self) -> None:
         schedule = self.planner.schedule if self.planner is not None else None
         if schedule is not None:
-            self.sched_pub.publish(schedule_to_msg(schedule))
+            self.sched_pub.publish(schedule_to_msg(schedule, self.auth))
 
     # --- reporting ----------------------------------------------------------------------------------
     def statistics(self, whole_window: bool = False) -> dict:
@@ -628,6 +690,8 @@ class ActuatorArbiter(RtNode, LifecycleNodeMixin):
         out["pacer"] = self.pacer.counters() if self.pacer else {}
         out["engagement"] = self.ramp.counts() if self._configured else {"state": "unconfigured"}
         out["rates_hz"] = {k: dict(v) for k, v in self.rates.items()}
+        out["watchdog_spells"] = self.watchdog.spells if self._configured else 0
+        out["overload_seconds"] = self.overload.seconds
         out["tick_grace"] = {"waits": self.grace_waits, "fresh_after_wait": self.grace_fresh}
         out["safe_stop"] = None if self.safe_stop_report is None else asdict(self.safe_stop_report)
         out["schedule"] = (

@@ -17,14 +17,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 
-from ament_index_python.packages import get_package_share_directory
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 from rosbags.rosbag2 import WriterError
-from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
 from rt_rl.bagfile import COMPRESSIONS, WRITE_ERRORS, BagSink, BagWriter, SplitLimits
 from rt_rl.graph import TOPICS, QosSpec, TopicSpec
@@ -38,6 +35,7 @@ from rt_rl.nodes.common import (
     statistics_rate,
     topic_param,
 )
+from rt_rl.typestore import rt_rl_typestore
 
 
 # Everything the graph description names is recorded, each with a reliable queue deep enough for a
@@ -79,24 +77,6 @@ PARAMS = (
     statistics_rate(1.0),
     *(topic_param(key, "recorded ('' = not recorded)") for key in TOPICS),
 )
-
-
-def rt_rl_typestore(recorded: dict | None = None):
-    """ROS 2 Kilted's types plus rt_rl_interfaces, read from the installed .msg files; `recorded`
-    (parsed definitions a bag stores) takes precedence for the types it holds."""
-    store = get_typestore(Stores.ROS2_KILTED)
-    recorded = recorded or {}
-    if recorded:
-        store.register(recorded)
-    try:
-        share = Path(get_package_share_directory("rt_rl_interfaces")) / "msg"
-    except (OSError, LookupError, ValueError):  # a venv install has no AMENT_PREFIX_PATH
-        share = Path(sys.prefix) / "share" / "rt_rl_interfaces" / "msg"
-    types = {}
-    for msg in sorted(share.glob("*.msg")):
-        types.update(get_types_from_msg(msg.read_text(), f"rt_rl_interfaces/msg/{msg.stem}"))
-    store.register({k: v for k, v in types.items() if k not in recorded})
-    return store
 
 
 def offered_qos(spec: QosSpec) -> Qos:

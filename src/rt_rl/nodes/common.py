@@ -37,7 +37,8 @@ from rclpy.signals import SignalHandlerOptions
 from rclpy.type_support import check_is_valid_msg_type
 from rt_rl_interfaces.msg import Schedule as ScheduleMsg
 
-from rt_rl.core.schedule import Schedule
+from rt_rl.core.auth import KEY_ENV, Authenticator, schedule_fields
+from rt_rl.core.grid import Schedule
 from rt_rl.graph import LATCHED, TOPICS, QosSpec
 
 EXIT_FAILURE = 1  # a timing or inference thread (or a callback) died: the launcher respawns or stops
@@ -60,7 +61,8 @@ def topic_param(key: str, role: str) -> Param:
     return Param(spec.param, spec.default, f"{spec.msg_type} {role}: {spec.about}")
 
 
-def schedule_to_msg(schedule: Schedule) -> ScheduleMsg:
+def schedule_to_msg(schedule: Schedule, auth: Authenticator | None = None) -> ScheduleMsg:
+    """The Schedule message, signed by `auth` (the arbiter's) when given."""
     msg = ScheduleMsg(
         revision=schedule.revision,
         num_workers=schedule.num_workers,
@@ -74,6 +76,8 @@ def schedule_to_msg(schedule: Schedule) -> ScheduleMsg:
         sensor_phase=schedule.sensor_phase,
     )
     msg.header.stamp = to_time_msg(time.time())
+    if auth is not None:
+        msg.auth_tag = auth.sign(schedule_fields(msg))
     return msg
 
 
@@ -374,11 +378,19 @@ class RtNode(Node):
     def __init__(self, name: str) -> None:
         super().__init__(name)
         self.stop_event = threading.Event()
+        self.diag_level = DiagnosticStatus.OK  # WARN/ERROR while something is wrong (said in the log)
         self.failure: str | None = None
         self._diag_pub = None
         self._readers: list[LatestReader] = []
         self._counted_publishers: list[CountingPublisher] = []  # not _publishers: rclpy's own
         self._threads: list[threading.Thread] = []
+        # The run's identity (rt_rl.core.auth): signs what this node publishes, verifies what it reads.
+        self.auth = Authenticator.from_env()
+        if not self.auth.enabled:
+            self.get_logger().warning(
+                f"{KEY_ENV} not set: unauthenticated, any process on the domain can drive this node's "
+                "inputs (rt-rl launch and the launch file set it)"
+            )
 
     def reader(
         self, key: str, params: dict[str, Any], qos: QosSpec | None = None, topic: str | None = None
@@ -397,7 +409,9 @@ class RtNode(Node):
         """A publisher of graph topic `key` (or of `topic`, same type) with the topic's declared QoS (or
         `qos`); its count goes into every report as `published` (topic -> messages since start)."""
         spec = TOPICS[key]
-        pub = self.create_publisher(spec.type_class(), topic or params[spec.param], qos_profile(qos or spec.qos))
+        pub = self.create_publisher(
+            spec.type_class(), topic or params[spec.param], qos_profile(qos or spec.qos)
+        )
         counted = CountingPublisher(pub)
         self._counted_publishers.append(counted)
         return counted
@@ -443,7 +457,8 @@ class RtNode(Node):
             return
         message, values = self.status()
         values["published"] = {p.topic_name: p.count for p in self._counted_publishers}
-        self._diag_pub.publish(diagnostic(self, DiagnosticStatus.OK, message, values))
+        values["auth"] = self.auth.counts()
+        self._diag_pub.publish(diagnostic(self, self.diag_level, message, values))
 
     def before_exit(self) -> None:
         """Called once after Ctrl-C/SIGTERM while the node can still publish: the final statistics

@@ -47,9 +47,11 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.parameter import Parameter
 from rt_rl_interfaces.msg import Action, Observation
 
+from rt_rl.core.auth import action_fields, observation_fields, schedule_fields
+from rt_rl.core.grid import GridTimeline
 from rt_rl.core.measurement import Ring, percentiles_ms
-from rt_rl.core.schedule import GridTimeline, SlotFollower, for_this_slot
-from rt_rl.graph import SENSOR, worker_observation_topic
+from rt_rl.core.slots import SlotFollower, for_this_slot
+from rt_rl.graph import SENSOR, QosSpec, worker_observation_topic
 from rt_rl.nodes.common import (
     REALTIME_PRIORITY,
     ConfigError,
@@ -237,6 +239,7 @@ class InferenceWorker(RtNode):
         except ValueError as err:
             raise ConfigError(str(err)) from None
         # What the ingest produces (it starts from the same checkpoint); replacements must take it.
+        self.policy_source = p["policy_checkpoint"]  # what runs now (a hot reload changes it)
         self.ingest = IngestContract.of(self.policy.info)
         self.input_map: InputMap | None = None
         self.seed = p["seed"]
@@ -285,11 +288,14 @@ class InferenceWorker(RtNode):
 
         self._msg = Action(worker_id=self.worker_id, policy_version=self.policy.version)
         self.pub = self.publisher("action", p)
-        # Only this worker's observations (built for its slots), newest only: best effort, so the
+        # Only this worker's observations (built for its slots), best effort, so the
         # reader sends no acknowledgements (a reliable one woke Fast DDS's event thread per sample).
         self.observation_topic = worker_observation_topic(p["observation_topic"], self.worker_id)
-        self.observations = self.reader("observation", p, SENSOR, self.observation_topic)
-        self.schedules = self.reader("schedule", p)
+        # A few deep, not one: a forged observation (rt_rl.core.auth) that arrives after the slot's real
+        # one must not push it out of the reader; the slot takes all and uses the one built for it.
+        self.observations = self.reader("observation", p, SENSOR.with_depth(4), self.observation_topic)
+        # a few schedules deep: a forged one right after a real one does not push it out
+        self.schedules = self.reader("schedule", p, QosSpec(16, latched=True))
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.start_reporting(p["statistics_rate_hz"])
         self.start_thread(self._loop, "inference")
@@ -351,6 +357,8 @@ class InferenceWorker(RtNode):
                     f"(no observations reached this worker); still running {old}"
                 )
         self._set_trained_timing(candidate.policy.info.timing)
+        self.policy_source = source
+        self.report()  # the launcher knows at once what a respawn of any worker should run
         self.get_logger().info(
             f"policy {old} -> {candidate.policy.version} live after {self.last_swap_shadow_calls} "
             f"shadow call(s) ({(time.monotonic() - t_offer) * 1e3:.0f} ms), loaded in {load_ms:.0f} ms"
@@ -368,8 +376,13 @@ class InferenceWorker(RtNode):
         c.live.set()
 
     def _update_schedule(self) -> None:
-        msg = self.schedules.take_newest()
-        if msg is None or not self.timeline.update(schedule_from_msg(msg)):
+        msg = None
+        for m in self.schedules.take_all():  # oldest first; a forged one is counted and ignored
+            if self.auth.check("schedule", m.auth_tag, schedule_fields(m)) and self.timeline.update(
+                schedule_from_msg(m)
+            ):
+                msg = m
+        if msg is None:
             return  # the arbiter repeats the latched schedule; only a new revision matters
         self._check_timing()
         role = "active" if self.worker_id in msg.workers else "warm spare"
@@ -390,7 +403,8 @@ class InferenceWorker(RtNode):
             if self.timeline.current is None:
                 # No schedule yet: run once per new observation, so the arbiter can measure T.
                 self._turned(time.monotonic())
-                obs = self.observations.take_newest()
+                obs = self._authentic(self.observations.take_all())
+                obs = obs[-1] if obs else None
                 if obs is None:
                     self._ended = 0.0
                     self.stop_event.wait(UNSCHEDULED_POLL)
@@ -429,7 +443,7 @@ class InferenceWorker(RtNode):
         waited for up to `observation_grace`. Leftovers of earlier slots are dropped, never used."""
         deadline, waited = time.monotonic() + self.grace, 0.0
         while True:
-            msgs = self.observations.take_all()
+            msgs = self._authentic(self.observations.take_all())
             i, leftovers = for_this_slot([from_time_msg(m.slot_start) for m in msgs], start)
             self.leftover_observations += leftovers
             if i is not None:
@@ -440,6 +454,10 @@ class InferenceWorker(RtNode):
             if remaining <= 0 or not self.observations.wait_for(remaining):
                 return None, waited
             waited += time.monotonic() - t0
+
+    def _authentic(self, msgs: list[Observation]) -> list[Observation]:
+        """The observations whose tag verifies (rt_rl.core.auth); forged ones are counted, never used."""
+        return [m for m in msgs if self.auth.check("observation", m.auth_tag, observation_fields(m))]
 
     def _turned(self, ready: float) -> None:
         """The worker is ready for its next inference at `ready`: the turnaround since the last ends."""
@@ -493,6 +511,7 @@ class InferenceWorker(RtNode):
         msg.turnaround = self._turnaround + self._wake_part
         msg.data = float64_array(action)
         set_stamp(msg.header.stamp, time.time())
+        msg.auth_tag = self.auth.sign(action_fields(msg))  # the run's identity (rt_rl.core.auth)
         self.pub.publish(msg)
 
     def _infer(self, obs: Observation, revision: int, slot_end: float) -> None:
@@ -572,6 +591,8 @@ class InferenceWorker(RtNode):
             "skipped_slots": self.follower.skipped_slots,
             "bad_observations": self.bad_observations,
             "policy_version": self.policy.version,
+            # the source running now (a hot reload sets it): a respawned worker starts with it
+            "policy_checkpoint": self.policy_source,
             "policy_swaps": self.swap.swaps,
             "warmup_compute_ms": round(self.compute_ms, 3),
             "compute_ms_p50": percentiles_ms(self.compute_times.values(), ("p50",))["p50"],

@@ -27,6 +27,7 @@ import numpy as np
 from rt_rl_interfaces.msg import Reward
 from sensor_msgs.msg import JointState
 
+from rt_rl.core.auth import reward_fields
 from rt_rl.core.mujoco_task import JointStateReader, SubstepStepper, frame_skip_for_rate, make_env
 from rt_rl.core.pacer import Pacer
 from rt_rl.core.robot import JointLayout, RobotTrace, UpdateGrid
@@ -49,14 +50,30 @@ from rt_rl.tasks import TASKS, get_task
 PARAMS = (
     Param("task", "Hopper-v5", "Gymnasium MuJoCo task id", choices=tuple(TASKS)),
     Param("sensor_rate_hz", 100.0, "joint state rate; must divide the task's physics rate", 0.1, 10000.0),
-    Param("sensor_phase", 0.0, "s after the sim's start of its first joint state (whole physics steps)", 0.0, 10.0),
-    Param("controller_rate_hz", 0.0, "rate the newest command is taken at; 0 = every physics step", 0.0, 100000.0),
+    Param(
+        "sensor_phase",
+        0.0,
+        "s after the sim's start of its first joint state (whole physics steps)",
+        0.0,
+        10.0,
+    ),
+    Param(
+        "controller_rate_hz",
+        0.0,
+        "rate the newest command is taken at; 0 = every physics step",
+        0.0,
+        100000.0,
+    ),
     Param("task_rate_hz", 0.0, "task step rate (rewards, episode length); 0 = sensor_rate_hz", 0.0, 10000.0),
     Param("joint_order", [""], "joint names in the order published; [''] = the task's order"),
     Param("extra_joints", [""], "joints published beside the task's (at 0), as a robot has more"),
-    Param("joint_states_reliability", "reliable", "QoS of the joint states", choices=("reliable", "best_effort")),
+    Param(
+        "joint_states_reliability", "reliable", "QoS of the joint states", choices=("reliable", "best_effort")
+    ),
     Param("publish_episodes", True, "publish rewards and episode ends (a real robot publishes neither)"),
-    Param("trace_path", "", "write a trace of the first episode here (commands applied and states, per step)"),
+    Param(
+        "trace_path", "", "write a trace of the first episode here (commands applied and states, per step)"
+    ),
     Param("trace_seconds", 5.0, "longest trace (simulated seconds)", 0.0, 600.0),
     Param("episode_seconds", 8.0, "episode time limit in simulated seconds", 0.01, 1e6),
     Param("seed", 0, "seed of the first episode reset", 0, 2**31 - 1),
@@ -200,7 +217,9 @@ class MujocoSim(RtNode):
         """Write the trace once (from the physics thread: a test and diagnostic feature)."""
         if self.trace is not None:
             self.trace.write(self._trace_path)
-            self.get_logger().info(f"trace of {self.physics_steps} physics steps written to {self._trace_path}")
+            self.get_logger().info(
+                f"trace of {self.physics_steps} physics steps written to {self._trace_path}"
+            )
             self.trace = None
 
     def _publish_state(self) -> None:
@@ -228,6 +247,7 @@ class MujocoSim(RtNode):
         msg.truncated = bool(truncated)
         msg.episode_return = self.episode_return
         set_stamp(msg.header.stamp, time.time())
+        msg.auth_tag = self.auth.sign(reward_fields(msg))  # the run's identity (rt_rl.core.auth)
         self.reward_pub.publish(msg)
         if msg.terminated or msg.truncated:
             self.episode_end_pub.publish(msg)

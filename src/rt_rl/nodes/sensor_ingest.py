@@ -25,14 +25,16 @@ from __future__ import annotations
 
 import time
 
+from diagnostic_msgs.msg import DiagnosticStatus
 from rt_rl_interfaces.msg import Observation, Reward
 from sensor_msgs.msg import JointState
 
 from rt_rl.core.arbiter import episode_after
+from rt_rl.core.auth import observation_fields, reward_fields, schedule_fields
+from rt_rl.core.grid import GridTimeline
 from rt_rl.core.observation import JointPicker, ObservationBuilder
-from rt_rl.core.robot import ResetDetector
-from rt_rl.core.schedule import GridTimeline
-from rt_rl.graph import SENSOR, worker_observation_topic
+from rt_rl.core.robot import ResetDetector, SensorSilence
+from rt_rl.graph import SENSOR, QosSpec, worker_observation_topic
 from rt_rl.nodes.common import (
     REALTIME_PRIORITY,
     ConfigError,
@@ -68,6 +70,15 @@ PARAMS = (
         0.0,
         1e6,
     ),
+    Param(
+        "max_sample_age",
+        0.1,
+        "seconds (sensor stamp to the ingest's wall clock) after which the newest joint state is not "
+        "built into observations: a silent sensor pauses the policy (the arbiter holds, then goes safe); "
+        "a robot section sets 5 sensor periods (at least 0.05 s)",
+        0.001,
+        10.0,
+    ),
     topic_param("joint_states", "input"),
     topic_param("command", "input, for the history"),
     topic_param("episode_end", "input, optional on a robot"),
@@ -82,6 +93,11 @@ class SensorIngest(RtNode):
     def __init__(self) -> None:
         super().__init__("sensor_ingest")
         p = declare(self, PARAMS)
+        # The executor (this, the main thread) just below the timing thread: a Python thread at normal
+        # priority that holds the GIL when busy processes preempt it makes the real-time thread wait for
+        # the GIL (seen: 51 ms between two ticks with two busy loops beside the graph).
+        set_thread_realtime(self, max(0, p["realtime_priority"] - 1))
+
         try:
             task = get_task(p["task"])
             history, mean, std = p["action_history"], None, None
@@ -101,6 +117,7 @@ class SensorIngest(RtNode):
             )
         self.pick_joints = JointPicker(self.joint_names)
         self.resets = ResetDetector(p["reset_jump"]) if p["reset_jump"] > 0 else None
+        self.silence = SensorSilence(p["max_sample_age"])
         self.resets_seen = 0
         # a robot has no episode topic: the ingest, which sees its resets, publishes the boundary (the
         # arbiter then zeroes the held command and rejects the old episode's actions in flight)
@@ -128,8 +145,9 @@ class SensorIngest(RtNode):
         self._started = time.monotonic()
         # every command since the last build (several control ticks pass between slots when N*P < T)
         self.commands = self.reader("command", p, SENSOR.with_depth(64))
-        self.episode_ends = self.reader("episode_end", p)
-        self.schedules = self.reader("schedule", p)
+        # a few deep: a forged message right after a real one does not push it out (rt_rl.core.auth)
+        self.episode_ends = self.reader("episode_end", p, QosSpec(16, latched=True))
+        self.schedules = self.reader("schedule", p, QosSpec(16, latched=True))
         self.start_reporting(p["statistics_rate_hz"])
         self.start_thread(self._loop, "ingest")
 
@@ -138,11 +156,13 @@ class SensorIngest(RtNode):
 
     def _next_build(self, now: float) -> tuple[float, int | None]:
         """When to build the next observation, and for which worker (None: all, before the schedule)."""
-        msg = self.schedules.take_newest()
-        if msg is not None and self.timeline.update(schedule_from_msg(msg)):
-            for w in msg.workers:  # a grown pool: its publishers, off the build
-                if w not in self.worker_pubs:
-                    self.worker_pubs[w] = self._worker_publisher(w)
+        for msg in self.schedules.take_all():  # oldest first; a forged one is counted and ignored
+            if not self.auth.check("schedule", msg.auth_tag, schedule_fields(msg)):
+                continue
+            if self.timeline.update(schedule_from_msg(msg)):
+                for w in msg.workers:  # a grown pool: its publishers, off the build
+                    if w not in self.worker_pubs:
+                        self.worker_pubs[w] = self._worker_publisher(w)
         grid = self.timeline.current
         if grid is None:
             return max(now, self._last_target + self.unscheduled_period), None
@@ -168,7 +188,10 @@ class SensorIngest(RtNode):
         for command in self.commands.take_all():
             if len(command.data) == self.builder.task.action_dim:
                 self.builder.record_command(command.data)
-        reward = self.episode_ends.take_newest()
+        reward = None
+        for msg in self.episode_ends.take_all():  # the newest authentic boundary; forged: counted
+            if self.auth.check("episode_end", msg.auth_tag, reward_fields(msg)):
+                reward = msg
         if reward is not None:
             episode = episode_after(reward.episode, reward.terminated or reward.truncated)
             if episode != self.episode:
@@ -183,6 +206,19 @@ class SensorIngest(RtNode):
         else:
             self.repeated_samples += 1
         js = self._last_joint_state
+        stamp = js.header.stamp.sec + js.header.stamp.nanosec * 1e-9
+        build, event = self.silence.update(time.time(), stamp)
+        if event == "silent":
+            self.diag_level = DiagnosticStatus.WARN
+            self.get_logger().warning(
+                f"sensor silent: the newest joint state on '{self.joint_states_topic}' is older than "
+                f"{self.silence.max_age:g} s; observations paused (the arbiter holds, then goes safe)"
+            )
+        elif event == "back":
+            self.diag_level = DiagnosticStatus.OK
+            self.get_logger().info(f"sensor back on '{self.joint_states_topic}': observations resume")
+        if not build:
+            return
         try:
             pos, vel = self.pick_joints(js.name, js.position, js.velocity)
         except (KeyError, ValueError) as err:
@@ -192,13 +228,11 @@ class SensorIngest(RtNode):
             self._last_joint_state = None
             self.get_logger().warning(f"joint state ignored: {err}", throttle_duration_sec=5.0)
             return
-        if self._fresh_joint_state and self.resets is not None:
-            stamp = js.header.stamp.sec + js.header.stamp.nanosec * 1e-9
-            if self.resets.update(stamp, pos, vel):
-                self.resets_seen += 1
-                self._publish_boundary(js.header.stamp)
-                self.episode += 1
-                self.builder.reset()  # the history of the old episode does not carry over
+        if self._fresh_joint_state and self.resets is not None and self.resets.update(stamp, pos, vel):
+            self.resets_seen += 1
+            self._publish_boundary(js.header.stamp)
+            self.episode += 1
+            self.builder.reset()  # the history of the old episode does not carry over
         self._fresh_joint_state = False
         msg = self._msg
         msg.seq = self.seq
@@ -206,6 +240,7 @@ class SensorIngest(RtNode):
         msg.data = float32_array(self.builder.build(pos, vel))
         msg.header.stamp = js.header.stamp  # sensor time, not now: ages downstream start at sensing
         msg.slot_start = self._slot_start  # the worker drops it once that slot has passed
+        msg.auth_tag = self.auth.sign(observation_fields(msg))  # the run's identity (rt_rl.core.auth)
         self.seq += 1
         # The worker's copy first: it is due at the slot; the shared topic's reliable readers (a
         # recorder) can wait. Published second, 25-35 % of a demo run's slots found their observation
@@ -221,6 +256,7 @@ class SensorIngest(RtNode):
         """The episode that ended, as the simulator would have said it (truncated: not a task end)."""
         msg = Reward(episode=self.episode, truncated=True)
         msg.header.stamp = stamp
+        msg.auth_tag = self.auth.sign(reward_fields(msg))
         self.episode_end_pub.publish(msg)
 
     def status(self) -> tuple[str, dict]:
@@ -234,6 +270,8 @@ class SensorIngest(RtNode):
             "bad_joint_states": self.bad_joint_states,
             "repeated_samples": self.repeated_samples,
             "resets_seen": self.resets_seen,
+            "sensor_silences": self.silence.silences,
+            "observations_not_built_silent": self.silence.skipped,
             "problem": problem if self.seq == 0 else None,
             "observation_size": self.builder.size,
             "schedule_revision": self.timeline.current.revision if self.timeline.current else 0,

@@ -11,7 +11,7 @@ traceback). Without a contract it lists the model's inputs and outputs and says 
 2). A reference file (.npz) holds `inputs` [N, D] (what the worker receives: the task's Gymnasium
 observation, plus the executed commands if the contract takes previous actions), `outputs` [N, A]
 (commands in the task's actuator order) and optionally `episode_starts` [N] (bool: state reset
-before that step). The worker count is the auto pool's rule (rt_rl.core.schedule.PoolSizer:
+before that step). The worker count is the auto pool's rule (rt_rl.core.pool.PoolSizer:
 ceil(T / P) + 1) with T = the p99 measured here.
 """
 
@@ -123,7 +123,7 @@ def check(a: argparse.Namespace) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", str(a.threads))  # before torch is imported
     import torch
 
-    from rt_rl.core.schedule import PoolSizer
+    from rt_rl.core.pool import PoolSizer
     from rt_rl.policy.runtime import find_contract, load_external, load_policy, open_model, read_policy_info
     from rt_rl.tasks import get_task
 
@@ -189,7 +189,7 @@ def check(a: argparse.Namespace) -> int:
     n = PoolSizer(1, 1 << 20).wanted(t["p99"] / 1e3, period)
     lines.append(
         f"workers at {a.rate:g} Hz (period {period * 1e3:g} ms): {n} = ceil(T / P) + 1 with T = p99 "
-        "(rt_rl.core.schedule.PoolSizer, the auto pool's rule)"
+        "(rt_rl.core.pool.PoolSizer, the auto pool's rule)"
     )
     print("\n".join(lines))
     return 0
