@@ -53,23 +53,23 @@ test: setup ros2-tools
 
 # Timing benchmarks of the live graph (nothing else should run meanwhile: two cores).
 bench-graph: setup
-	$(VENV)/bin/rt-rl bench graph --workers 1 5 --repeat 5 --duration 30 --out docs/bench_graph
+	$(VENV)/bin/rt-rl bench graph --workers 1 5 --repeat 5 --duration 30 --out docs/results/bench_graph
 
 bench-busy: setup
-	$(VENV)/bin/rt-rl bench graph --workers 5 --repeat 3 --duration 30 --busy-loop --out docs/bench_graph_busy
+	$(VENV)/bin/rt-rl bench graph --workers 5 --repeat 3 --duration 30 --busy-loop --out docs/results/bench_graph_busy
 
 bench-soak: setup
-	$(VENV)/bin/rt-rl bench soak --duration 600 --out docs/bench_soak.md
+	$(VENV)/bin/rt-rl bench soak --duration 600 --out docs/results/bench_soak.md
 
 bench-record: setup
-	$(VENV)/bin/rt-rl bench record --repeat 3 --duration 60 --out docs/bench_record.md
+	$(VENV)/bin/rt-rl bench record --repeat 3 --duration 60 --out docs/results/bench_record.md
 
 bench-stagger: setup
-	$(VENV)/bin/rt-rl bench stagger --repeat 1 --case-repeat 3 --out docs/bench_stagger
+	$(VENV)/bin/rt-rl bench stagger --repeat 1 --case-repeat 3 --out docs/results/bench_stagger
 
 bench-twin: setup
-	$(VENV)/bin/rt-rl bench twin --params config/demo_robot.yaml --robot config/robots/hopper.yaml --repeat 3 --duration 150 --twin-episodes 100 --out docs/bench_twin_robot
-	$(VENV)/bin/rt-rl bench twin --params config/demo.yaml --repeat 3 --duration 150 --twin-episodes 100 --out docs/bench_twin
+	$(VENV)/bin/rt-rl bench twin --params config/demo_robot.yaml --robot config/robots/hopper.yaml --repeat 3 --duration 150 --twin-episodes 100 --out docs/results/bench_twin_robot
+	$(VENV)/bin/rt-rl bench twin --params config/demo.yaml --repeat 3 --duration 150 --twin-episodes 100 --out docs/results/bench_twin
 
 clean:
 	rm -rf build runs $(VENV) src/*.egg-info

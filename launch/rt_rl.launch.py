@@ -110,11 +110,13 @@ def _nodes(context):
             )
         )
         if guarded:
-            actions.append(RegisterEventHandler(OnProcessExit(target_action=node, on_exit=_guard(expanded))))
+            actions.append(
+                RegisterEventHandler(OnProcessExit(target_action=node, on_exit=_guard(expanded, env)))
+            )
     return actions
 
 
-def _guard(expanded: Path):
+def _guard(expanded: Path, env: dict):
     """The arbiter ended: with an error (killed, crashed) it did not publish its safe command, so
     safe_stop_guard does (as `rt-rl launch` does in its own process); then the launch ends."""
 
@@ -130,6 +132,7 @@ def _guard(expanded: Path):
                 str(event.returncode),
             ],
             output="screen",
+            additional_env=env,  # the graph's discovery profile and key, as the nodes have them
         )
         return [
             guard,

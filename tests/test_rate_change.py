@@ -47,6 +47,7 @@ def test_every_tick_across_a_rate_change_has_its_action(old_hz, new_hz):
     switch_at = 1.0 + math.ceil((now + p.switch_lead() - 1.0) / old_p) * old_p
     new = p.change_period(new_p, switch_at)
     assert new.epoch == pytest.approx(switch_at) and new.control_period == new_p
+    assert new.lead == pytest.approx(first.lead)  # the same margin before each tick as any grid
     assert min(new.start(k) for k in range(5)) >= now + p.notice - 1e-9  # every worker hears first
     timeline.update(new)
     done = served_completions(timeline, new.workers, first.epoch, switch_at + 1.0)

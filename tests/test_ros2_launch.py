@@ -134,7 +134,9 @@ def colcon_install(tmp_path_factory):
 class Graph:
     """`ros2 launch` of the colcon-installed package, its output in a file, and an outside subscriber."""
 
-    def __init__(self, install: Path, env: dict, tmp_path: Path, *launch_args: str) -> None:
+    def __init__(
+        self, install: Path, env: dict, tmp_path: Path, *launch_args: str, reliable: bool = False
+    ) -> None:
         self.tmp_path = tmp_path
         self.domain = env.get("ROS_DOMAIN_ID", "0")
         self.log_dir = Path(env["ROS_LOG_DIR"])
@@ -143,7 +145,8 @@ class Graph:
         env = dict(env, PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}")
         # the subscriber first: it is matched before the first command
         self.probe = subprocess.Popen(
-            [sys.executable, "-m", "rt_rl.bench.probe", str(self.probe_path), "--topic", "/rt_rl/command"],
+            [sys.executable, "-m", "rt_rl.bench.probe", str(self.probe_path), "--topic", "/rt_rl/command"]
+            + (["--reliable"] if reliable else []),
             env=env,
             cwd=tmp_path,
             stdout=subprocess.DEVNULL,
@@ -351,7 +354,14 @@ def test_ros2_launch_arbiter_killed_the_guard_publishes_the_safe_command(
     """SIGKILL to the arbiter under ros2 launch: it cannot publish its safe command, so the launch file
     runs safe_stop_guard (as `rt-rl launch` does in its own process), then the launch ends. The last
     command at an outside subscriber is the safe command (the default: zero)."""
-    graph = Graph(colcon_install, ros_env, tmp_path, f"params_file:={params_file}", f"num_workers:={WORKERS}")
+    graph = Graph(  # reliable, as a controller's subscription: the guard waits for its acknowledgement
+        colcon_install,
+        ros_env,
+        tmp_path,
+        f"params_file:={params_file}",
+        f"num_workers:={WORKERS}",
+        reliable=True,
+    )
     try:
         graph.wait_scheduled(WORKERS)
         pids = graph.node_pids()

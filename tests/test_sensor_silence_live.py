@@ -113,7 +113,10 @@ def test_a_silent_sensor_pauses_the_policy_and_the_arbiter_goes_safe(ros_env, tm
     assert back <= 1.0, back
     ingest = (run_dir / "logs" / "sensor_ingest.log").read_text()
     arbiter = (run_dir / "logs" / "actuator_arbiter.log").read_text()
-    assert ingest.count("sensor silent") == 1 and ingest.count("sensor back") == 1, ingest[-2000:]
+    # once on entry, once on recovery; the graph's stop (the simulator stops before the ingest) may add
+    # one more entry at the very end
+    assert ingest.count("sensor back") == 1 and 1 <= ingest.count("sensor silent") <= 2, ingest[-2000:]
+    assert ingest.index("sensor silent") < ingest.index("sensor back")
     assert arbiter.count("watchdog: no action") == 1, arbiter[-2000:]
     assert arbiter.count("watchdog: fresh actions again") == 1, arbiter[-2000:]
     assert json.loads(summary.read_text())["watchdog_spells"] == 1

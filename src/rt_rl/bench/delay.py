@@ -1,6 +1,6 @@
 """Benchmark: returns under delay of mlp (undelayed), pipelined, pipelined_skip, pipelined_skip + history.
 
-    nice -n 19 python -m rt_rl.bench.delay --out docs/bench_delay
+    nice -n 19 python -m rt_rl.bench.delay --out docs/results/bench_delay
 
 Timing model (paper B's, reproduced with `TimingEnv`): one tick is the time of ONE layer computation,
 and "delay K" means a layer takes K env steps: the environment advances K env steps per tick with the
@@ -347,7 +347,7 @@ min({meta["learning_starts"]}, ticks/4) random warm-up ticks; ticks (= gradient 
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="rt-rl bench delay", description=__doc__.splitlines()[0])
-    p.add_argument("--out", default="docs/bench_delay", help="output prefix (.jsonl/.json/.md/.png)")
+    p.add_argument("--out", default="docs/results/bench_delay", help="output prefix (.jsonl/.json/.md/.png)")
     p.add_argument("--runs", default="runs/bench_delay", help="per-run training logs")
     p.add_argument("--tasks", nargs="+", default=list(TASKS), help="Gymnasium tasks to train on")
     p.add_argument(

@@ -235,7 +235,9 @@ def sensor_silence(tmp: Path) -> tuple[dict, bool]:
     back = next((r[0] - cont for r in run.records if r[0] > cont and r[1] == "fresh"), math.inf)
     ingest, arbiter = _log(run, "sensor_ingest"), _log(run, "actuator_arbiter")
     # once on entry, once on recovery (per silence: the frozen simulator's catch-up may add one)
-    said = 1 <= ingest.count("sensor silent") == ingest.count("sensor back") <= 2
+    said = ingest.count("sensor back") >= 1 and ingest.count("sensor silent") - ingest.count(
+        "sensor back"
+    ) in (0, 1)
     said = said and 1 <= arbiter.count("watchdog: no action") == arbiter.count("fresh actions again") <= 2
     ok = safe_at <= MAX_ACTION_AGE + 0.05 and back <= 1.0 and said and not view["non_finite"]
     return {

@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--busy-loop", action="store_true", help="a process spinning on one core beside the graph"
     )
-    ap.add_argument("--out", default="docs/bench_graph", help="output prefix (.md, .json, .png)")
+    ap.add_argument("--out", default="docs/results/bench_graph", help="output prefix (.md, .json, .png)")
     a = ap.parse_args(argv)
     import yaml
 

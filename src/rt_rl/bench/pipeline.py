@@ -1,6 +1,6 @@
 """Benchmark: one pipelined tick against a sequential forward pass of the same network.
 
-    python -m rt_rl.bench.pipeline --out docs/bench_pipeline
+    python -m rt_rl.bench.pipeline --out docs/results/bench_pipeline
 
 Same parameters for both: the `pipelined` network of `depth` ReLU layers of width `width` and a head.
 - sequential: `forward_sequential`, the layers one after the other (what an instant MLP does per action);
@@ -118,7 +118,7 @@ def plot(rows: list[dict], path: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="rt-rl bench pipeline", description=__doc__.splitlines()[0])
-    p.add_argument("--out", default="docs/bench_pipeline", help="output prefix (.json/.md/.png)")
+    p.add_argument("--out", default="docs/results/bench_pipeline", help="output prefix (.json/.md/.png)")
     p.add_argument("--depths", type=int, nargs="+", default=list(DEPTHS), help="layer counts")
     p.add_argument("--widths", type=int, nargs="+", default=list(WIDTHS), help="hidden widths")
     p.add_argument("--input-dim", type=int, default=17, help="Hopper: 11 + 2*3 history")

@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m rt_rl.bench.probe", description=__doc__.splitlines()[0])
     ap.add_argument("out", help="JSON file written on SIGINT/SIGTERM")
     ap.add_argument("--topic", default="/rt_rl/command", help="command topic to time")
+    ap.add_argument("--reliable", action="store_true", help="a reliable subscriber (a controller's QoS)")
     a = ap.parse_args(argv)
     from rclpy.qos import qos_profile_sensor_data
     from std_msgs.msg import Float64MultiArray
@@ -67,7 +68,14 @@ def main(argv: list[str] | None = None) -> int:
         last[:] = [list(msg.data)]
 
     # best effort matches any publisher; depth 10 as a typical user's subscriber
-    node.create_subscription(Float64MultiArray, a.topic, on_msg, qos_profile_sensor_data)
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    qos = (
+        QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+        if a.reliable
+        else qos_profile_sensor_data
+    )
+    node.create_subscription(Float64MultiArray, a.topic, on_msg, qos)
     executor = rclpy.executors.SingleThreadedExecutor()
     executor.add_node(node)
     while not stop:

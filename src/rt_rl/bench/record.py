@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=5, help="staggered workers")
     ap.add_argument("--duration", type=float, default=60.0, help="seconds measured per run")
     ap.add_argument("--repeat", type=int, default=3, help="runs each way (min/median/max)")
-    ap.add_argument("--out", default="docs/bench_record.md", help="Markdown report")
+    ap.add_argument("--out", default="docs/results/bench_record.md", help="Markdown report")
     a = ap.parse_args(argv)
     if not Path(a.params).is_file():
         print(f"rt-rl bench record: error: params file '{a.params}' not found", file=sys.stderr)

@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--params", default="config/bench_100hz.yaml", help="graph parameters file")
     ap.add_argument("--workers", type=int, default=5, help="staggered workers")
     ap.add_argument("--duration", type=float, default=600.0, help="seconds measured")
-    ap.add_argument("--out", default="docs/bench_soak.md", help="Markdown report")
+    ap.add_argument("--out", default="docs/results/bench_soak.md", help="Markdown report")
     a = ap.parse_args(argv)
     if a.duration < 130:
         print(

@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
                          "pool at T = 40 ms, the latency doubling mid-run")  # fmt: skip
     ap.add_argument("--case-repeat", type=int, default=3, help="runs of each extra case")
     ap.add_argument(
-        "--out", default="docs/bench_stagger", help="output prefix (.md, .json, _heatmap.png, _timeline.png)"
+        "--out", default="docs/results/bench_stagger", help="output prefix (.md, .json, _heatmap.png, _timeline.png)"
     )
     a = ap.parse_args(argv)
     if not Path(a.params).is_file():

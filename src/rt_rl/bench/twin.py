@@ -1,6 +1,6 @@
 """`rt-rl bench twin`: the end-to-end delay of the live graph, in control ticks, against the twin's.
 
-    rt-rl bench twin [--params config/demo.yaml] [--repeat 3] [--duration 120] [--out docs/bench_twin]
+    rt-rl bench twin [--params config/demo.yaml] [--repeat 3] [--duration 120] [--out docs/results/bench_twin]
     rt-rl bench twin --from-probe RUN/probe.json ...      (no launch: recorded probe files)
 
 Runs the real graph (`rt-rl launch`, as `rt-rl bench stagger` does) beside the outside tick probe
@@ -573,7 +573,7 @@ def main(argv: list[str] | None = None) -> int:
         default=120.0,
         help="seconds measured per run (long: a window keeps only the episodes that start and end in it)",
     )
-    ap.add_argument("--out", default="docs/bench_twin", help="output prefix (.md, .json)")
+    ap.add_argument("--out", default="docs/results/bench_twin", help="output prefix (.md, .json)")
     ap.add_argument(
         "--from-probe",
         nargs="+",

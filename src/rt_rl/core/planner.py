@@ -142,14 +142,14 @@ class SchedulePlanner:
             workers,
             period,
             estimate,
-            switch_at,
-            switch_at - lead - sensor,
-            0.0,
-            0.0,
-            sensor,
-            phase,
-            typical,
-            min_lead,
+            tick_phase=switch_at,
+            now=switch_at - lead - sensor,
+            margin=self.margin,  # the same margin as every grid: completions land before their tick
+            notice=0.0,  # the caller's switch_at already leaves the notice
+            sensor_period=sensor,
+            sensor_phase=phase,
+            cycle_time=typical,
+            min_lead=min_lead,
         )
         return self.schedule
 

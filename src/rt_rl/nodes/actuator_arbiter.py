@@ -281,14 +281,15 @@ class ActuatorArbiter(RtNode, LifecycleNodeMixin):
         self._topics = p
         self.robot_command = None  # newest command on the command topic while inactive (see _listen)
         self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.overload = OverloadWatch()
+        sys.setswitchinterval(0.0005)  # the tick thread must not wait 5 ms for the GIL
+        if p["autostart"]:
+            self._configure(p)  # first: a bad parameter stops the node with one line, before it reports
         self.start_reporting(p["statistics_rate_hz"])
         self.create_timer(0.1, self._plan)
         self.create_timer(1.0, self._republish_schedule)
-        self.overload = OverloadWatch()
         self.create_timer(1.0, self._watch_overload)
-        sys.setswitchinterval(0.0005)  # the tick thread must not wait 5 ms for the GIL
         if p["autostart"]:
-            self._configure(p)
             self.trigger_configure()  # the state machine follows (configure is then a no-op)
             self.trigger_activate()
         else:

@@ -386,11 +386,6 @@ class RtNode(Node):
         self._threads: list[threading.Thread] = []
         # The run's identity (rt_rl.core.auth): signs what this node publishes, verifies what it reads.
         self.auth = Authenticator.from_env()
-        if not self.auth.enabled:
-            self.get_logger().warning(
-                f"{KEY_ENV} not set: unauthenticated, any process on the domain can drive this node's "
-                "inputs (rt-rl launch and the launch file set it)"
-            )
 
     def reader(
         self, key: str, params: dict[str, Any], qos: QosSpec | None = None, topic: str | None = None
@@ -439,6 +434,11 @@ class RtNode(Node):
         spec = TOPICS["diagnostics"]
         self._diag_pub = self.create_publisher(DiagnosticArray, spec.default, qos_profile(spec.qos))
         self.get_logger().info(f"up {process_age():.2f} s after its process started")
+        if not self.auth.enabled:  # said once the parameters are accepted: a refusal stays one line
+            self.get_logger().warning(
+                f"{KEY_ENV} not set: unauthenticated, any process on the domain can drive this node's "
+                "inputs (rt-rl launch and the launch file set it)"
+            )
         self._boot_left = self.BOOT_REPORTS
         self._boot_timer = self.create_timer(self.BOOT_REPORT_PERIOD, self._boot_report)
         self.create_timer(1.0 / rate_hz, self.report)

@@ -25,7 +25,8 @@ from rt_rl.graph import TOPICS, load_params, node_settings
 
 ARBITER = "actuator_arbiter"
 
-DISCOVERY_WAIT = 3.0  # s a fresh guard process waits to discover the command's subscribers
+DISCOVERY_WAIT = 5.0  # s a fresh guard process waits at most to discover the command's subscribers
+DISCOVERY_SETTLE = 1.0  # s the subscriber count must hold before the guard publishes
 GUARD_MATCH_TIMEOUT = 1.0  # s for the guard's fresh command publisher to match the known subscribers
 
 
@@ -46,11 +47,16 @@ def publish_safe_command(node, settings: Mapping[str, Any], discover: float = 0.
 
     topic = str(settings.get(TOPICS["command"].param, TOPICS["command"].default))
     plan = safe_stop_plan(settings, match_timeout=GUARD_MATCH_TIMEOUT)
-    deadline = time.monotonic() + discover
-    while node.count_subscribers(topic) == 0 and time.monotonic() < deadline:
+    # a fresh process learns of the subscribers by discovery: wait until their count has held for a
+    # settle time (the robot's controller and any recorder), or the deadline
+    deadline, known, since = time.monotonic() + discover, -1, time.monotonic()
+    while time.monotonic() < deadline:
+        count = node.count_subscribers(topic)
+        if count != known:
+            known, since = count, time.monotonic()
+        elif count > 0 and time.monotonic() - since >= DISCOVERY_SETTLE:
+            break
         time.sleep(0.02)
-    if discover > 0:  # the first one found: the others are announced within moments of it
-        time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
     pub = node.create_publisher(Float64MultiArray, topic, qos_profile(TOPICS["command"].qos))
     try:
         msg = Float64MultiArray(data=list(plan.command))
