@@ -60,12 +60,22 @@ def publish_safe_command(node, settings: Mapping[str, Any], discover: float = 0.
     pub = node.create_publisher(Float64MultiArray, topic, qos_profile(TOPICS["command"].qos))
     try:
         msg = Float64MultiArray(data=list(plan.command))
-        report = run_safe_stop(
-            plan,
-            lambda _command: pub.publish(msg),
-            lambda timeout: pub.wait_for_all_acked(Duration(seconds=timeout)),
-            lambda: (pub.get_subscription_count(), node.count_subscribers(topic)),
-        )
+
+        def stop_once():
+            return run_safe_stop(
+                plan,
+                lambda _command: pub.publish(msg),
+                lambda timeout: pub.wait_for_all_acked(Duration(seconds=timeout)),
+                lambda: (pub.get_subscription_count(), node.count_subscribers(topic)),
+            )
+
+        report = stop_once()
+        # a subscriber this fresh process discovers late (a missed discovery announcement) gets it too
+        late_until, served = time.monotonic() + discover, pub.get_subscription_count()
+        while time.monotonic() < late_until:
+            if pub.get_subscription_count() > served:
+                report, served = stop_once(), pub.get_subscription_count()
+            time.sleep(0.05)
     finally:
         node.destroy_publisher(pub)
     return f"safe command {list(plan.command)} on {topic}, {report.describe()}"
