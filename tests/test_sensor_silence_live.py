@@ -117,7 +117,9 @@ def test_a_silent_sensor_pauses_the_policy_and_the_arbiter_goes_safe(ros_env, tm
     # one more entry at the very end
     assert ingest.count("sensor back") == 1 and 1 <= ingest.count("sensor silent") <= 2, ingest[-2000:]
     assert ingest.index("sensor silent") < ingest.index("sensor back")
-    assert arbiter.count("watchdog: no action") == 1, arbiter[-2000:]
-    assert arbiter.count("watchdog: fresh actions again") == 1, arbiter[-2000:]
-    assert json.loads(summary.read_text())["watchdog_spells"] == 1
+    # each spell said once on entry and once on recovery (a start-up spell may come before the freeze:
+    # seen once in ~10 runs with this test's tight max_action_age of 0.1 s)
+    spells = json.loads(summary.read_text())["watchdog_spells"]
+    assert 1 <= spells <= 2, arbiter[-2000:]
+    assert arbiter.count("watchdog: no action") == arbiter.count("watchdog: fresh actions again") == spells
     print(f"\nsafe command {first_safe * 1e3:.0f} ms after the freeze, fresh again {back * 1e3:.0f} ms after")
