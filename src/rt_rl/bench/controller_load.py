@@ -75,11 +75,15 @@ def run_load(period: float, work: float, seconds: float, priority: int) -> dict:
     return load_summary(wakeups, finishes, deadlines, period)
 
 
-def _profile_files(profile: str, out: Path) -> tuple[Path, Path, dict[str, str]]:
+def _profile_files(
+    profile: str, out: Path, robot_priority: int | None = None
+) -> tuple[Path, Path, dict[str, str]]:
     """The demo's params and robot files for a profile, and extra environment (the DDS profile)."""
     params = yaml.safe_load((REPO_CONFIG / "demo_robot.yaml").read_text())
     robot = yaml.safe_load((REPO_CONFIG / "robots" / "hopper.yaml").read_text())
     env: dict[str, str] = {}
+    if robot_priority is not None:  # the simulated robot itself at another priority than the stand-in's
+        robot["mujoco_sim"]["ros__parameters"]["realtime_priority"] = robot_priority
     if profile == "previous":
         for node, key in (
             ("actuator_arbiter", "arbiter"),
@@ -110,7 +114,7 @@ def run_profile(profile: str, a: argparse.Namespace, out: Path) -> dict:
                 "--work", str(a.work), "--seconds", str(a.seconds), "--priority", str(a.priority)]  # fmt: skip
     graph = None
     if profile != "none":
-        params, robot, extra = _profile_files(profile, out)
+        params, robot, extra = _profile_files(profile, out, a.robot_priority)
         env = {**bench_env(), **extra}
         cmd = [sys.executable, "-m", "rt_rl.cli", "launch", str(params), "--robot", str(robot), "--duration",
                str(a.seconds + 10), "--run-dir", str(out / f"run_{profile}"), "--summary",
@@ -159,6 +163,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profiles", nargs="+", default=["none", "default", "previous"],
                     choices=["none", "default", "previous"])  # fmt: skip
     ap.add_argument("--out", type=Path, default=None, help="write the table and runs' JSON here (.md/.json)")
+    ap.add_argument(
+        "--robot-priority",
+        type=int,
+        default=None,
+        help="SCHED_FIFO priority of the simulated robot (default: its file's, 50, the stand-in's own)",
+    )
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.child:
