@@ -9,14 +9,17 @@ says once that fresh actions came back after SIGCONT. Margins hold on a loaded 2
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from conftest import REPO
-from test_lifecycle_live import SUBSCRIBER
+
+from rt_rl.bench.faults import RECORDER
 
 pytestmark = pytest.mark.graph
 
@@ -54,6 +57,16 @@ actuator_arbiter:
 """
 
 
+def _since(log: Path, wall: float) -> str:
+    """The log's lines stamped at or after `wall` (ROS log lines: `[LEVEL] [seconds.nanos] [node]: ...`)."""
+    out = []
+    for line in log.read_text().splitlines():
+        m = re.match(r"\[\w+\] \[(\d+\.\d+)\]", line)
+        if m and float(m.group(1)) >= wall - 0.05:
+            out.append(line)
+    return "\n".join(out)
+
+
 def _child_pid(parent: int, pattern: str) -> int:
     out = subprocess.run(["pgrep", "-P", str(parent), "-f", pattern], capture_output=True, text=True)
     return int(out.stdout.split()[0])
@@ -64,7 +77,7 @@ def test_a_silent_sensor_pauses_the_policy_and_the_arbiter_goes_safe(ros_env, tm
     params.write_text(PARAMS)
     received = tmp_path / "received.json"
     run_dir, summary = tmp_path / "run", tmp_path / "summary.json"
-    sub = subprocess.Popen([sys.executable, "-c", SUBSCRIBER, str(received)], env=ros_env, cwd=tmp_path)
+    sub = subprocess.Popen([sys.executable, "-c", RECORDER, str(received)], env=ros_env, cwd=tmp_path)
     deadline = time.monotonic() + 60
     while not (tmp_path / "received.json.ready").exists():
         assert sub.poll() is None and time.monotonic() < deadline, "the outside subscriber did not start"
@@ -85,7 +98,7 @@ def test_a_silent_sensor_pauses_the_policy_and_the_arbiter_goes_safe(ros_env, tm
             time.sleep(0.05)
         time.sleep(2.0)
         sim = _child_pid(proc.pid, "rt_rl.nodes.mujoco_sim")
-        t_stop = time.monotonic()
+        t_stop, wall_stop = time.monotonic(), time.time()
         subprocess.run(["kill", "-STOP", str(sim)])
         time.sleep(FROZEN_S)
         t_cont = time.monotonic()
@@ -99,7 +112,7 @@ def test_a_silent_sensor_pauses_the_policy_and_the_arbiter_goes_safe(ros_env, tm
         sub.send_signal(signal.SIGTERM)
         sub.wait(timeout=30)
     assert proc.returncode == 130, out[-3000:]
-    records = json.loads(received.read_text())["records"]  # (arrival, kind, tick, age, seq, worker)
+    records = json.loads(received.read_text())["records"]  # (arrival, kind, stamp, tick, age, seq, worker)
     frozen = [r for r in records if t_stop <= r[0] <= t_cont]
     # no fresh action built on a stale sample: the last fresh one within the sample age and an action's
     # flight (a slot started just before the freeze) of the freeze
@@ -111,15 +124,12 @@ def test_a_silent_sensor_pauses_the_policy_and_the_arbiter_goes_safe(ros_env, tm
     assert all(r[1] == "watchdog" for r in frozen if r[0] - t_stop > first_safe)
     back = next(r[0] - t_cont for r in records if r[0] > t_cont and r[1] == "fresh")
     assert back <= 1.0, back
-    ingest = (run_dir / "logs" / "sensor_ingest.log").read_text()
-    arbiter = (run_dir / "logs" / "actuator_arbiter.log").read_text()
-    # once on entry, once on recovery; the graph's stop (the simulator stops before the ingest) may add
-    # one more entry at the very end
+    ingest = _since(run_dir / "logs" / "sensor_ingest.log", wall_stop)
+    arbiter = _since(run_dir / "logs" / "actuator_arbiter.log", wall_stop)
+    # from the freeze on: once on entry, once on recovery (the graph's own stop may add one more entry,
+    # the simulator stopping before the ingest; start-up transients before the freeze are not counted)
     assert ingest.count("sensor back") == 1 and 1 <= ingest.count("sensor silent") <= 2, ingest[-2000:]
     assert ingest.index("sensor silent") < ingest.index("sensor back")
-    # each spell said once on entry and once on recovery (a start-up spell may come before the freeze:
-    # seen once in ~10 runs with this test's tight max_action_age of 0.1 s)
-    spells = json.loads(summary.read_text())["watchdog_spells"]
-    assert 1 <= spells <= 2, arbiter[-2000:]
-    assert arbiter.count("watchdog: no action") == arbiter.count("watchdog: fresh actions again") == spells
+    assert arbiter.count("watchdog: no action") == 1, arbiter[-2000:]
+    assert arbiter.count("watchdog: fresh actions again") == 1, arbiter[-2000:]
     print(f"\nsafe command {first_safe * 1e3:.0f} ms after the freeze, fresh again {back * 1e3:.0f} ms after")

@@ -85,12 +85,24 @@ rclpy.init(signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
 stop = []
 for s in (signal.SIGINT, signal.SIGTERM):
     signal.signal(s, lambda *_: stop.append(1))
-node = rclpy.create_node("outside_fault_recorder")
+node = rclpy.create_node("outside_recorder")
 commands, records = [], []
-qos = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
-node.create_subscription(Float64MultiArray, "/rt_rl/command", lambda m: commands.append((time.monotonic(), list(m.data))), qos)
-node.create_subscription(Actuation, "/rt_rl/actuation", lambda m: records.append(
-    (time.monotonic(), m.kind, m.header.stamp.sec + m.header.stamp.nanosec * 1e-9)), qos)
+qos = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)  # a controller's QoS
+
+
+def on_command(m):
+    commands.append((time.monotonic(), list(m.data)))
+    if len(commands) == 1:
+        open(sys.argv[1] + ".receiving", "w").close()
+
+
+def on_record(m):
+    stamp = m.header.stamp.sec + m.header.stamp.nanosec * 1e-9
+    records.append((time.monotonic(), m.kind, stamp, m.tick, m.action_age, m.observation_seq, m.worker_id))
+
+
+node.create_subscription(Float64MultiArray, "/rt_rl/command", on_command, qos)
+node.create_subscription(Actuation, "/rt_rl/actuation", on_record, qos)
 executor = rclpy.executors.SingleThreadedExecutor()
 executor.add_node(node)
 open(sys.argv[1] + ".ready", "w").close()
@@ -116,7 +128,7 @@ class Run:
     out: str = ""
     code: int | None = None
     commands: list = field(default_factory=list)  # (arrival monotonic, data)
-    records: list = field(default_factory=list)  # (arrival monotonic, kind, the tick's wall stamp)
+    records: list = field(default_factory=list)  # (arrival, kind, wall stamp, tick, age, seq, worker)
     marks: dict = field(default_factory=dict)  # monotonic times the fault set
     run_dir: Path = Path()
 
