@@ -28,9 +28,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO
 
-from rt_rl.bench.faults import RECORDER  # the outside recorder: commands and actuation records
+from rt_rl.bench.faults import start_graph, start_recorder  # the outside recorder, the launch
 
 pytestmark = pytest.mark.graph
 
@@ -125,23 +124,13 @@ def test_lifecycle_and_live_rate_change_seen_from_outside(ros_env, tmp_path):
     received = tmp_path / "received.json"
     run_dir = tmp_path / "run"
     summary = tmp_path / "summary.json"
-    sub = subprocess.Popen([sys.executable, "-c", RECORDER, str(received)], env=ros_env, cwd=tmp_path)
-    deadline = time.monotonic() + 60
-    while not (tmp_path / "received.json.ready").exists():
-        assert sub.poll() is None and time.monotonic() < deadline, "the outside subscriber did not start"
-        time.sleep(0.05)
+    sub = start_recorder(received, ros_env)
     args = ["launch", str(params), "--workers", "2", "--synthetic-latency", "0.01", "--run-dir", str(run_dir),
             "--summary", str(summary)]  # fmt: skip
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rt_rl.cli", *args],
-        cwd=REPO, env=ros_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
     marks = {}
+    proc, _ = start_graph(args, ros_env)
     try:
         deadline = time.monotonic() + 180
-        for line in proc.stdout:
-            if "measuring" in line or time.monotonic() > deadline:
-                break
         while not (tmp_path / "received.json.receiving").exists():
             assert time.monotonic() < deadline + 30, "the outside subscriber received no command"
             time.sleep(0.05)

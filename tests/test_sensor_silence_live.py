@@ -12,14 +12,12 @@ import json
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO
 
-from rt_rl.bench.faults import RECORDER
+from rt_rl.bench.faults import start_graph, start_recorder
 
 pytestmark = pytest.mark.graph
 
@@ -77,22 +75,12 @@ def test_a_silent_sensor_pauses_the_policy_and_the_arbiter_goes_safe(ros_env, tm
     params.write_text(PARAMS)
     received = tmp_path / "received.json"
     run_dir, summary = tmp_path / "run", tmp_path / "summary.json"
-    sub = subprocess.Popen([sys.executable, "-c", RECORDER, str(received)], env=ros_env, cwd=tmp_path)
-    deadline = time.monotonic() + 60
-    while not (tmp_path / "received.json.ready").exists():
-        assert sub.poll() is None and time.monotonic() < deadline, "the outside subscriber did not start"
-        time.sleep(0.05)
+    sub = start_recorder(received, ros_env)
     args = ["launch", str(params), "--workers", "2", "--synthetic-latency", "0.01", "--run-dir", str(run_dir),
             "--summary", str(summary)]  # fmt: skip
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rt_rl.cli", *args],
-        cwd=REPO, env=ros_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+    proc, _ = start_graph(args, ros_env)
     try:
         deadline = time.monotonic() + 180
-        for line in proc.stdout:
-            if "measuring" in line or time.monotonic() > deadline:
-                break
         while not (tmp_path / "received.json.receiving").exists():
             assert time.monotonic() < deadline + 30, "the outside subscriber received no command"
             time.sleep(0.05)

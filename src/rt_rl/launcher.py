@@ -147,8 +147,7 @@ class Child:
             if self.echo:
                 print(f"[{self.spec.name}] {line.rstrip()}", flush=True)
         if log is not None:
-            with contextlib.suppress(OSError):
-                log.close()
+            _close_quietly(log)
 
     def cpu_seconds(self) -> float | None:
         """User + system CPU time of the child so far (Linux /proc), for the per-node CPU budget."""
@@ -549,7 +548,7 @@ class Launcher:
         show = self.o.duration is not None and sys.stdout.isatty() and not self.o.quiet
         timeline = timeline_path.open("a")
         with (
-            contextlib.closing(_Quiet(timeline)),
+            contextlib.ExitStack() as closing,
             tqdm(
                 total=self.o.duration or 0,
                 disable=not show,
@@ -559,6 +558,8 @@ class Launcher:
                 leave=False,
             ) as bar,
         ):
+            # a full disk fails the last buffered write again at close: that says nothing new
+            closing.callback(_close_quietly, timeline)
             while not self._stop.is_set():
                 self._check_children()
                 elapsed = time.monotonic() - t0
@@ -818,15 +819,9 @@ def trained_timing_notes(params: dict) -> list[str]:
     return configured_differences(trained, params) if trained else []
 
 
-class _Quiet:
-    """Closes a file and ignores what a full disk says then (its last buffered write fails again)."""
-
-    def __init__(self, f) -> None:
-        self.f = f
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.f.close()
+def _close_quietly(f) -> None:
+    with contextlib.suppress(OSError):
+        f.close()
 
 
 def respawn_policy(statuses: dict[str, dict], dead: str) -> str | None:

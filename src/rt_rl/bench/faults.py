@@ -39,6 +39,7 @@ import numpy as np
 from rt_rl.bench.graph import BUSY_LOOP, bench_env
 from rt_rl.policy.runtime import read_policy_info
 
+REPO = Path(__file__).resolve().parents[3]
 SAFE = [0.1, -0.1, 0.05]
 LIMITS = (-1.0, 1.0)
 PERIOD = 0.01
@@ -114,13 +115,6 @@ rclpy.try_shutdown()
 """
 
 
-_ENVS: list[dict] = []  # the running launch's environment (its ROS domain), for a command run beside it
-
-
-def bench_env_of(_proc: subprocess.Popen) -> dict:
-    return _ENVS[-1]
-
-
 @dataclass
 class Run:
     """One launch with the outside recorder: what the fault function needs and what it leaves."""
@@ -131,6 +125,7 @@ class Run:
     records: list = field(default_factory=list)  # (arrival, kind, wall stamp, tick, age, seq, worker)
     marks: dict = field(default_factory=dict)  # monotonic times the fault set
     run_dir: Path = Path()
+    env: dict = field(default_factory=dict)  # the launch's environment (its ROS domain, its key)
 
 
 def outside_view(commands: list, records: list, since: float, until: float, period: float = PERIOD) -> dict:
@@ -167,31 +162,48 @@ def _child(parent: int, pattern: str) -> int:
     return int(out.stdout.split()[0])
 
 
+def start_recorder(out: Path, env: dict, timeout: float = 60.0) -> subprocess.Popen:
+    """The outside recorder (RECORDER) writing to `out`, once its subscriptions exist (the graph's
+    first commands are then recorded)."""
+    rec = subprocess.Popen([sys.executable, "-c", RECORDER, str(out)], env=env, cwd=out.parent)
+    deadline = time.monotonic() + timeout
+    while not Path(f"{out}.ready").exists():
+        if rec.poll() is not None or time.monotonic() > deadline:
+            rec.kill()
+            raise RuntimeError("the outside recorder did not start")
+        time.sleep(0.05)
+    return rec
+
+
+def start_graph(args: list[str], env: dict, timeout: float = 240.0) -> tuple[subprocess.Popen, list[str]]:
+    """`rt-rl args...` until it says it is measuring (or it ends, or `timeout`): the process and its
+    output so far."""
+    proc = subprocess.Popen([sys.executable, "-m", "rt_rl.cli", *args], env=env, cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    for line in proc.stdout:
+        lines.append(line)
+        if "measuring" in line or time.monotonic() > deadline:
+            break
+    return proc, lines
+
+
 def launch(tmp: Path, fault: Callable[[subprocess.Popen, Run], None] | None, lower: str = "[-1.0]",
            checkpoint: str = "random", seconds: float = 6.0, run_dir: Path | None = None,
            extra: tuple[str, ...] = ()) -> Run:  # fmt: skip
     """The graph and the recorder; `fault(launcher, run)` once the graph measures (None: a start
     that must fail); then `seconds` more and SIGINT."""
     env = bench_env()
-    _ENVS.clear()
-    _ENVS.append(env)
     params = tmp / "params.yaml"
     params.write_text(PARAMS.format(checkpoint=checkpoint, lower=lower))
     received = tmp / "received.json"
-    rec = subprocess.Popen([sys.executable, "-c", RECORDER, str(received)], env=env, cwd=tmp)
-    run = Run(run_dir=run_dir or tmp / "run")
-    deadline = time.monotonic() + 60
-    while not Path(f"{received}.ready").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    cmd = [sys.executable, "-m", "rt_rl.cli", "launch", str(params), "--workers", str(WORKERS), "--synthetic-latency",
-           "0.01", "--run-dir", str(run.run_dir), "--summary", str(tmp / "summary.json"), *extra]  # fmt: skip
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: list[str] = []
+    rec = start_recorder(received, env)
+    run = Run(run_dir=run_dir or tmp / "run", env=env)
+    args = ["launch", str(params), "--workers", str(WORKERS), "--synthetic-latency", "0.01", "--run-dir",
+            str(run.run_dir), "--summary", str(tmp / "summary.json"), *extra]  # fmt: skip
+    proc, lines = start_graph(args, env)
     try:
-        for line in proc.stdout:
-            lines.append(line)
-            if "measuring" in line or time.monotonic() > deadline + 180:
-                break
         if fault is not None and proc.poll() is None:
             time.sleep(1.0)
             run.marks["start"] = time.monotonic()
@@ -304,7 +316,7 @@ def respawn_after_reload(tmp: Path) -> tuple[dict, bool]:
     )
 
     def reload_then_kill(proc: subprocess.Popen, run: Run) -> None:
-        done = subprocess.run([sys.executable, "-m", "rt_rl.cli", "reload", second], env=bench_env_of(proc),
+        done = subprocess.run([sys.executable, "-m", "rt_rl.cli", "reload", second], env=run.env,
                               capture_output=True, text=True, timeout=180)  # fmt: skip
         run.marks["reload_exit"] = done.returncode
         subprocess.run(["kill", "-KILL", str(_child(proc.pid, "rt_rl_worker_0"))])
